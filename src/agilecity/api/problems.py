@@ -1,0 +1,54 @@
+"""Error rendering for the HTTP API families (NGSI-LD ProblemDetails, RFC 9457 elsewhere)."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from agilecity.errors import AgileCityError, InternalError, InvalidRequestError
+
+log = logging.getLogger("agilecity.api")
+NGSI_LD_PREFIX = "/ngsi-ld/"
+
+
+def problem_response(error: AgileCityError, request: Request | None = None) -> Response:
+    """A ProblemDetails response; NGSI-LD routes use application/json as the spec shows."""
+    body = error.problem()
+    if request is not None:
+        body["instance"] = request.url.path
+    on_ngsi_ld = request is None or request.url.path.startswith(NGSI_LD_PREFIX)
+    media_type = "application/json" if on_ngsi_ld else "application/problem+json"
+    return Response(orjson.dumps(body), status_code=error.status, media_type=media_type)
+
+
+async def handle_agilecity_error(request: Request, exc: Exception) -> Response:
+    """Render a domain error raised by any handler."""
+    assert isinstance(exc, AgileCityError)
+    return problem_response(exc, request)
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (unknown route, wrong method) in the same shape."""
+    assert isinstance(exc, HTTPException)
+    error: AgileCityError
+    if exc.status_code == 404:
+        from agilecity.errors import ResourceNotFoundError
+
+        error = ResourceNotFoundError(f"no resource at {request.url.path}")
+    elif exc.status_code == 405:
+        error = InvalidRequestError(f"method {request.method} is not allowed here")
+        error.status = 405
+    else:
+        error = InvalidRequestError(str(exc.detail))
+        error.status = exc.status_code
+    return problem_response(error, request)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    """Last resort: log the failure, tell the client nothing internal."""
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return problem_response(InternalError("an unexpected error occurred; it was logged"), request)

@@ -1,0 +1,1 @@
+"""The NGSI-LD context broker as domain code: no HTTP, no SQL."""

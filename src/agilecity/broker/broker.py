@@ -1,0 +1,571 @@
+"""The in-process Broker: every NGSI-LD context-information operation as a Python call.
+
+The HTTP adapter (``api/ngsi_ld.py``), the device gateway and the city services all go
+through this class, so they share one set of rules and run unchanged on every store.
+Operations take already-parsed JSON payloads and a :class:`TermMap`; they return domain
+values and raise from ``agilecity.errors``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from agilecity.broker import operations as ops
+from agilecity.broker.context import TermMap
+from agilecity.broker.contexts import ContextRegistry
+from agilecity.broker.entities import (
+    Doc,
+    check_uri,
+    expand_name,
+    parse_attribute,
+    parse_attributes,
+    parse_entity,
+    parse_instance,
+    parse_scope,
+    parse_types,
+)
+from agilecity.broker.geo import parse_geo_query
+from agilecity.broker.query import (
+    And,
+    AttrPath,
+    Comparison,
+    Exists,
+    Node,
+    Or,
+    Pattern,
+    TypeName,
+    parse_q,
+    parse_scope_q,
+    parse_type_expression,
+)
+from agilecity.broker.timeutil import now_iso
+from agilecity.errors import (
+    AgileCityError,
+    AlreadyExistsError,
+    BadRequestDataError,
+    NonexistentTenantError,
+    ResourceNotFoundError,
+    TooManyResultsError,
+)
+from agilecity.store.base import (
+    AttributeSummary,
+    EntityQuery,
+    Mutation,
+    Store,
+    TypeSummary,
+    WriteResult,
+)
+
+_TENANT = re.compile(r"^[A-Za-z0-9_.:\-/]{1,128}$")
+INSTANCE_MEMBERS = frozenset({"observedAt", "unitCode", "datasetId", "createdAt", "modifiedAt"})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Request limits the broker enforces whatever the entry point."""
+
+    default_page_size: int = 20
+    max_page_size: int = 1000
+    max_batch_entities: int = 1000
+
+
+@dataclass
+class QueryParams:
+    """The query parameters of GET /entities or the body of POST /entityOperations/query."""
+
+    ids: list[str] = field(default_factory=list)
+    id_pattern: str | None = None
+    type: str | None = None
+    attrs: list[str] = field(default_factory=list)
+    q: str | None = None
+    scope_q: str | None = None
+    georel: str | None = None
+    geometry: str | None = None
+    coordinates: Any = None
+    geoproperty: str | None = None
+    limit: int | None = None
+    offset: int = 0
+    count: bool = False
+
+
+@dataclass
+class BatchResult:
+    """NGSI-LD BatchOperationResult, plus which ids were newly created (for upsert)."""
+
+    success: list[str] = field(default_factory=list)
+    errors: list[tuple[str, AgileCityError]] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+
+
+def check_tenant(tenant: str) -> str:
+    """Validate an NGSILD-Tenant value ("" is the default tenant)."""
+    if tenant and not _TENANT.match(tenant):
+        raise BadRequestDataError(f"invalid tenant name {tenant!r}")
+    return tenant
+
+
+class Broker:
+    """The NGSI-LD context broker over one store."""
+
+    def __init__(self, store: Store, contexts: ContextRegistry, limits: Limits) -> None:
+        self.store = store
+        self.contexts = contexts
+        self.limits = limits
+
+    # -- helpers -----------------------------------------------------------------------
+
+    async def _readable(self, tenant: str) -> None:
+        check_tenant(tenant)
+        if not await self.store.tenant_exists(tenant):
+            raise NonexistentTenantError(f"tenant {tenant!r} does not exist")
+
+    async def _write_one(self, tenant: str, entity_id: str, mutation: Mutation) -> WriteResult:
+        check_tenant(tenant)
+        (result,) = await self.store.write(tenant, [(entity_id, mutation)])
+        if result.error is not None:
+            raise result.error
+        return result
+
+    @staticmethod
+    def _existing(doc: Doc | None, entity_id: str) -> Doc:
+        if doc is None:
+            raise ResourceNotFoundError(f"entity {entity_id} does not exist")
+        return doc
+
+    # -- entities ----------------------------------------------------------------------
+
+    async def create_entity(self, tenant: str, payload: object, terms: TermMap) -> str:
+        """Create one entity; AlreadyExists if its id is taken."""
+        doc = parse_entity(payload, terms, now_iso())
+
+        def create(old: Doc | None) -> Doc:
+            if old is not None:
+                raise AlreadyExistsError(f"entity {doc['id']} already exists")
+            return doc
+
+        await self._write_one(tenant, doc["id"], create)
+        return str(doc["id"])
+
+    async def retrieve_entity(self, tenant: str, entity_id: str) -> Doc:
+        """The stored document of one entity."""
+        check_uri(entity_id, "entity id")
+        await self._readable(tenant)
+        return self._existing(await self.store.get(tenant, entity_id), entity_id)
+
+    async def replace_entity(
+        self, tenant: str, entity_id: str, payload: object, terms: TermMap
+    ) -> None:
+        """PUT /entities/{id}: replace all of an entity but its id."""
+        check_uri(entity_id, "entity id")
+        if isinstance(payload, dict) and payload.get("id", entity_id) != entity_id:
+            raise BadRequestDataError("the payload id differs from the entity id in the path")
+        now = now_iso()
+        new = parse_entity({**_as_dict(payload), "id": entity_id}, terms, now)
+        await self._write_one(
+            tenant,
+            entity_id,
+            lambda old: ops.replace_entity(self._existing(old, entity_id), new, now),
+        )
+
+    async def merge_entity(
+        self, tenant: str, entity_id: str, payload: object, terms: TermMap
+    ) -> None:
+        """PATCH /entities/{id}: merge attributes; NGSI-LD null deletes."""
+        check_uri(entity_id, "entity id")
+        mutation = self._merge_mutation(entity_id, _as_dict(payload), terms, now_iso())
+        await self._write_one(tenant, entity_id, mutation)
+
+    def _merge_mutation(
+        self, entity_id: str, payload: dict[str, Any], terms: TermMap, now: str
+    ) -> Mutation:
+        if payload.get("id", entity_id) != entity_id:
+            raise BadRequestDataError("the payload id differs from the entity id")
+        attrs = parse_attributes(payload, terms, now, allow_null=True)
+        types = parse_types(terms, payload["type"]) if "type" in payload else None
+        scope = parse_scope(payload["scope"]) if "scope" in payload else None
+
+        def merge(old: Doc | None) -> Doc:
+            return ops.merge_entity(
+                self._existing(old, entity_id), attrs, now, types=types, scope=scope
+            )
+
+        return merge
+
+    async def delete_entity(self, tenant: str, entity_id: str) -> None:
+        """DELETE /entities/{id}."""
+        check_uri(entity_id, "entity id")
+        await self._readable(tenant)
+        await self._write_one(
+            tenant, entity_id, lambda old: self._existing(old, entity_id) and None
+        )
+
+    # -- attributes --------------------------------------------------------------------
+
+    async def append_attributes(
+        self, tenant: str, entity_id: str, payload: object, terms: TermMap, *, overwrite: bool
+    ) -> ops.UpdateResult:
+        """POST /entities/{id}/attrs."""
+        check_uri(entity_id, "entity id")
+        now = now_iso()
+        attrs = parse_attributes(_as_dict(payload), terms, now, allow_null=True)
+        report = ops.UpdateResult()
+
+        def append(old: Doc | None) -> Doc:
+            doc, found = ops.append_attributes(
+                self._existing(old, entity_id), attrs, now, overwrite=overwrite
+            )
+            report.updated, report.not_updated = found.updated, found.not_updated
+            return doc
+
+        await self._write_one(tenant, entity_id, append)
+        return report
+
+    async def update_attributes(
+        self, tenant: str, entity_id: str, payload: object, terms: TermMap
+    ) -> ops.UpdateResult:
+        """PATCH /entities/{id}/attrs: only attributes that exist are updated."""
+        check_uri(entity_id, "entity id")
+        now = now_iso()
+        attrs = parse_attributes(_as_dict(payload), terms, now, allow_null=True)
+        report = ops.UpdateResult()
+
+        def update(old: Doc | None) -> Doc:
+            doc, found = ops.update_attributes(self._existing(old, entity_id), attrs, now)
+            report.updated, report.not_updated = found.updated, found.not_updated
+            return doc
+
+        await self._write_one(tenant, entity_id, update)
+        return report
+
+    async def partial_update_attribute(
+        self, tenant: str, entity_id: str, attr: str, payload: object, terms: TermMap
+    ) -> None:
+        """PATCH /entities/{id}/attrs/{attr}: replace the members the fragment gives."""
+        check_uri(entity_id, "entity id")
+        iri = expand_name(terms, attr)
+        fragment = _as_dict(payload)
+        now = now_iso()
+        keep_value = not any(
+            m in fragment
+            for m in ("value", "object", "languageMap", "vocab", "json", "valueList", "objectList")
+        )
+        raw = dict(fragment)
+        if keep_value:
+            raw["value"] = 0  # placeholder principal, dropped again by the operation
+            raw.pop("type", None)
+        instance = parse_instance(raw, terms, now, name=attr)
+        await self._write_one(
+            tenant,
+            entity_id,
+            lambda old: ops.partial_update_attribute(
+                self._existing(old, entity_id), iri, instance, keep_value, now, attr
+            ),
+        )
+
+    async def replace_attribute(
+        self, tenant: str, entity_id: str, attr: str, payload: object, terms: TermMap
+    ) -> None:
+        """PUT /entities/{id}/attrs/{attr}."""
+        check_uri(entity_id, "entity id")
+        iri = expand_name(terms, attr)
+        now = now_iso()
+        instances = parse_attribute(payload, terms, now, name=attr)
+        await self._write_one(
+            tenant,
+            entity_id,
+            lambda old: ops.replace_attribute(
+                self._existing(old, entity_id), iri, instances, now, attr
+            ),
+        )
+
+    async def delete_attribute(
+        self,
+        tenant: str,
+        entity_id: str,
+        attr: str,
+        terms: TermMap,
+        *,
+        dataset_id: str | None = None,
+        delete_all: bool = False,
+    ) -> None:
+        """DELETE /entities/{id}/attrs/{attr} (one datasetId, or all with deleteAll)."""
+        check_uri(entity_id, "entity id")
+        if dataset_id is not None:
+            check_uri(dataset_id, "datasetId")
+        iri = expand_name(terms, attr)
+        await self._readable(tenant)
+        now = now_iso()
+        await self._write_one(
+            tenant,
+            entity_id,
+            lambda old: ops.delete_attribute(
+                self._existing(old, entity_id), iri, dataset_id, delete_all, now, attr
+            ),
+        )
+
+    # -- batch -------------------------------------------------------------------------
+
+    def _batch_items(self, payload: object) -> list[Any]:
+        if not isinstance(payload, list):
+            raise BadRequestDataError("a batch operation needs a JSON array")
+        if not payload:
+            raise BadRequestDataError("the batch is empty")
+        if len(payload) > self.limits.max_batch_entities:
+            raise BadRequestDataError(
+                f"a batch holds at most {self.limits.max_batch_entities} entities"
+            )
+        return payload
+
+    async def _run_batch(
+        self, tenant: str, prepared: list[tuple[str, Mutation | AgileCityError]]
+    ) -> BatchResult:
+        check_tenant(tenant)
+        result = BatchResult()
+        items = [(i, m) for i, m in prepared if not isinstance(m, AgileCityError)]
+        outcomes = iter(await self.store.write(tenant, items) if items else [])
+        for entity_id, mutation in prepared:
+            if isinstance(mutation, AgileCityError):
+                result.errors.append((entity_id, mutation))
+                continue
+            outcome = next(outcomes)
+            if outcome.error is not None:
+                result.errors.append((entity_id, outcome.error))
+            else:
+                result.success.append(entity_id)
+                if outcome.before is None and outcome.after is not None:
+                    result.created.append(entity_id)
+        return result
+
+    @staticmethod
+    def _entity_id(item: object) -> str:
+        raw = item.get("id") if isinstance(item, dict) else None
+        return raw if isinstance(raw, str) else ""
+
+    async def batch_create(self, tenant: str, payload: object, terms: TermMap) -> BatchResult:
+        """POST /entityOperations/create."""
+        now = now_iso()
+        prepared: list[tuple[str, Mutation | AgileCityError]] = []
+        for item in self._batch_items(payload):
+            try:
+                doc = parse_entity(item, terms, now)
+                prepared.append((doc["id"], _creator(doc)))
+            except AgileCityError as exc:
+                prepared.append((self._entity_id(item), exc))
+        return await self._run_batch(tenant, _no_duplicates(prepared))
+
+    async def batch_upsert(
+        self, tenant: str, payload: object, terms: TermMap, *, replace: bool
+    ) -> BatchResult:
+        """POST /entityOperations/upsert (options=replace, the default, or update)."""
+        now = now_iso()
+        prepared: list[tuple[str, Mutation | AgileCityError]] = []
+        for item in self._batch_items(payload):
+            try:
+                doc = parse_entity(item, terms, now)
+                if replace:
+                    prepared.append((doc["id"], _replacer(doc, now)))
+                else:
+                    prepared.append((doc["id"], _upserter(doc, now)))
+            except AgileCityError as exc:
+                prepared.append((self._entity_id(item), exc))
+        return await self._run_batch(tenant, _no_duplicates(prepared))
+
+    async def batch_update(
+        self, tenant: str, payload: object, terms: TermMap, *, overwrite: bool
+    ) -> BatchResult:
+        """POST /entityOperations/update: append attributes to existing entities."""
+        now = now_iso()
+        prepared: list[tuple[str, Mutation | AgileCityError]] = []
+        for item in self._batch_items(payload):
+            try:
+                entity_id = check_uri(_as_dict(item).get("id"), "entity id")
+                attrs = parse_attributes(_as_dict(item), terms, now, allow_null=True)
+                prepared.append((entity_id, _appender(entity_id, attrs, now, overwrite)))
+            except AgileCityError as exc:
+                prepared.append((self._entity_id(item), exc))
+        return await self._run_batch(tenant, prepared)
+
+    async def batch_merge(self, tenant: str, payload: object, terms: TermMap) -> BatchResult:
+        """POST /entityOperations/merge."""
+        now = now_iso()
+        prepared: list[tuple[str, Mutation | AgileCityError]] = []
+        for item in self._batch_items(payload):
+            try:
+                entity_id = check_uri(_as_dict(item).get("id"), "entity id")
+                prepared.append((entity_id, self._merge_mutation(entity_id, item, terms, now)))
+            except AgileCityError as exc:
+                prepared.append((self._entity_id(item), exc))
+        return await self._run_batch(tenant, prepared)
+
+    async def batch_delete(self, tenant: str, payload: object) -> BatchResult:
+        """POST /entityOperations/delete: an array of entity ids."""
+        prepared: list[tuple[str, Mutation | AgileCityError]] = []
+        for item in self._batch_items(payload):
+            try:
+                entity_id = check_uri(item, "entity id")
+                prepared.append((entity_id, _deleter(entity_id)))
+            except AgileCityError as exc:
+                prepared.append((item if isinstance(item, str) else "", exc))
+        return await self._run_batch(tenant, prepared)
+
+    # -- queries -----------------------------------------------------------------------
+
+    def build_query(self, params: QueryParams, terms: TermMap) -> EntityQuery:
+        """Parse and expand query parameters into a store query (validating them all)."""
+        limit = self.limits.default_page_size if params.limit is None else params.limit
+        if limit < 0 or params.offset < 0:
+            raise BadRequestDataError("limit and offset must not be negative")
+        if limit > self.limits.max_page_size:
+            raise TooManyResultsError(
+                f"limit {limit} exceeds the maximum page size {self.limits.max_page_size}"
+            )
+        if limit == 0 and not params.count:
+            raise BadRequestDataError("limit=0 is only allowed together with count=true")
+        if params.id_pattern is not None:
+            try:
+                re.compile(params.id_pattern)
+            except re.error as exc:
+                raise BadRequestDataError(
+                    f"idPattern is not a valid regular expression: {exc}"
+                ) from exc
+        geo = parse_geo_query(
+            params.georel, params.geometry, params.coordinates, params.geoproperty
+        )
+        if geo is not None:
+            geo = dataclasses.replace(geo, geoproperty=expand_name(terms, geo.geoproperty))
+        return EntityQuery(
+            ids=tuple(check_uri(i, "id") for i in params.ids),
+            id_pattern=params.id_pattern,
+            types=_expand_node(parse_type_expression(params.type), terms) if params.type else None,
+            q=_expand_node(parse_q(params.q), terms) if params.q else None,
+            scope_q=parse_scope_q(params.scope_q) if params.scope_q else None,
+            geo=geo,
+            attrs_any=tuple(expand_name(terms, a) for a in params.attrs),
+            limit=limit,
+            offset=params.offset,
+            count=params.count,
+        )
+
+    async def query_entities(
+        self, tenant: str, params: QueryParams, terms: TermMap
+    ) -> tuple[list[Doc], int | None]:
+        """GET /entities and POST /entityOperations/query: a page of documents (+ count)."""
+        query = self.build_query(params, terms)
+        await self._readable(tenant)
+        return await self.store.query(tenant, query)
+
+    # -- discovery ---------------------------------------------------------------------
+
+    async def type_summaries(self, tenant: str) -> list[TypeSummary]:
+        """GET /types: every entity type in the tenant."""
+        await self._readable(tenant)
+        return await self.store.type_summaries(tenant)
+
+    async def type_summary(self, tenant: str, type_name: str, terms: TermMap) -> TypeSummary:
+        """GET /types/{type}."""
+        iri = expand_name(terms, type_name, "entity type")
+        for summary in await self.type_summaries(tenant):
+            if summary.type == iri:
+                return summary
+        raise ResourceNotFoundError(f"no entity of type {type_name!r}")
+
+    async def attribute_summaries(self, tenant: str) -> list[AttributeSummary]:
+        """GET /attributes: every attribute in the tenant."""
+        await self._readable(tenant)
+        return await self.store.attribute_summaries(tenant)
+
+    async def attribute_summary(self, tenant: str, attr: str, terms: TermMap) -> AttributeSummary:
+        """GET /attributes/{attr}."""
+        iri = expand_name(terms, attr)
+        for summary in await self.attribute_summaries(tenant):
+            if summary.attr == iri:
+                return summary
+        raise ResourceNotFoundError(f"no attribute {attr!r}")
+
+
+def _as_dict(payload: object) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise BadRequestDataError("the payload must be a JSON object")
+    return payload
+
+
+def _no_duplicates(
+    prepared: list[tuple[str, Mutation | AgileCityError]],
+) -> list[tuple[str, Mutation | AgileCityError]]:
+    seen: set[str] = set()
+    result: list[tuple[str, Mutation | AgileCityError]] = []
+    for entity_id, mutation in prepared:
+        if entity_id in seen and not isinstance(mutation, AgileCityError):
+            mutation = BadRequestDataError(f"entity {entity_id} appears twice in the batch")
+        seen.add(entity_id)
+        result.append((entity_id, mutation))
+    return result
+
+
+def _creator(doc: Doc) -> Mutation:
+    def create(old: Doc | None) -> Doc:
+        if old is not None:
+            raise AlreadyExistsError(f"entity {doc['id']} already exists")
+        return doc
+
+    return create
+
+
+def _replacer(doc: Doc, now: str) -> Mutation:
+    return lambda old: doc if old is None else ops.replace_entity(old, doc, now)
+
+
+def _upserter(doc: Doc, now: str) -> Mutation:
+    def upsert(old: Doc | None) -> Doc:
+        if old is None:
+            return doc
+        merged, _ = ops.append_attributes(old, doc["attrs"], now, overwrite=True)
+        merged["type"] = list(dict.fromkeys([*merged["type"], *doc["type"]]))
+        if "scope" in doc:
+            merged["scope"] = doc["scope"]
+        return merged
+
+    return upsert
+
+
+def _appender(entity_id: str, attrs: dict[str, Any], now: str, overwrite: bool) -> Mutation:
+    def append(old: Doc | None) -> Doc:
+        if old is None:
+            raise ResourceNotFoundError(f"entity {entity_id} does not exist")
+        doc, report = ops.append_attributes(old, attrs, now, overwrite=overwrite)
+        if report.not_updated and not report.updated:
+            reasons = "; ".join(f"{a}: {r}" for a, r in report.not_updated)
+            raise BadRequestDataError(f"no attribute was updated ({reasons})")
+        return doc
+
+    return append
+
+
+def _deleter(entity_id: str) -> Mutation:
+    def delete(old: Doc | None) -> None:
+        if old is None:
+            raise ResourceNotFoundError(f"entity {entity_id} does not exist")
+        return None
+
+    return delete
+
+
+def _expand_path(path: AttrPath, terms: TermMap) -> AttrPath:
+    subs = tuple(s if s in INSTANCE_MEMBERS else expand_name(terms, s) for s in path.sub_attrs)
+    return AttrPath(expand_name(terms, path.attr), subs, path.compound)
+
+
+def _expand_node(node: Node, terms: TermMap) -> Node:
+    """Expand every attribute and type name in a query AST with the request's context."""
+    if isinstance(node, And):
+        return And(tuple(_expand_node(t, terms) for t in node.terms))
+    if isinstance(node, Or):
+        return Or(tuple(_expand_node(t, terms) for t in node.terms))
+    if isinstance(node, TypeName):
+        return TypeName(expand_name(terms, node.name, "entity type"))
+    if isinstance(node, Comparison | Pattern | Exists):
+        return dataclasses.replace(node, path=_expand_path(node.path, terms))
+    return node

@@ -1,0 +1,36 @@
+"""Timestamps: NGSI-LD DateTime parsing and the canonical UTC form the store compares."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from agilecity.errors import BadRequestDataError
+
+
+def format_datetime(moment: datetime) -> str:
+    """Canonical UTC text with milliseconds, so stored timestamps compare as strings."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def now_iso() -> str:
+    """The current time in canonical form."""
+    return format_datetime(datetime.now(UTC))
+
+
+def parse_datetime(text: object, what: str = "DateTime") -> datetime:
+    """Parse an ISO 8601 DateTime with a time zone (naive times are taken as UTC)."""
+    if not isinstance(text, str) or "T" not in text:
+        raise BadRequestDataError(f"{what} must be an ISO 8601 date-time string, got {text!r}")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise BadRequestDataError(f"{what} is not a valid ISO 8601 date-time: {text!r}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def canonical_datetime(text: object, what: str = "DateTime") -> str:
+    """Validate a DateTime and return its canonical UTC form."""
+    return format_datetime(parse_datetime(text, what))

@@ -1,0 +1,131 @@
+"""One typed Settings object: command line > env AGILECITY_* > agilecity.toml > default."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from agilecity.errors import BadRequestDataError
+
+
+class SettingsError(BadRequestDataError):
+    """A setting has a value that cannot be used."""
+
+    title = "Invalid setting"
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every AgileCity setting, with its default and a one-line help text."""
+
+    host: str = _setting("127.0.0.1", "Address the HTTP server listens on.")
+    port: int = _setting(1026, "TCP port of the HTTP server (1026 is the FIWARE convention).")
+    db: str = _setting(
+        "sqlite:///data/agilecity.sqlite",
+        "Store URL: sqlite:///relative/path, sqlite:////absolute/path.",
+    )
+    default_page_size: int = _setting(20, "Entities per page when a query gives no limit.")
+    max_page_size: int = _setting(1000, "Largest limit a query may ask for (TooManyResults above).")
+    max_body_bytes: int = _setting(8 * 1024 * 1024, "Largest request body accepted, in bytes.")
+    max_batch_entities: int = _setting(1000, "Most entities in one batch operation.")
+    context_fetch_timeout: float = _setting(5.0, "Seconds allowed to fetch a remote @context.")
+    context_max_bytes: int = _setting(1024 * 1024, "Largest remote @context accepted, in bytes.")
+    allow_private_context_urls: bool = _setting(
+        False,
+        "Allow @context URLs on loopback/private addresses (local development, tests).",
+    )
+    context_dir: str = _setting(
+        "",
+        "Folder of JSON-LD files preloaded as contexts (offline deployments); "
+        "each file's URL is given by a sibling index.json mapping file name -> URL.",
+    )
+    log_level: str = _setting("info", "Log level: debug, info, warning, error.")
+
+    @classmethod
+    def help_texts(cls) -> dict[str, str]:
+        """Setting name -> help text, for --help and the documentation test."""
+        return {f.name: str(f.metadata["help"]) for f in fields(cls)}
+
+    @staticmethod
+    def env_name(name: str) -> str:
+        """The environment variable of a setting."""
+        return "AGILECITY_" + name.upper()
+
+    @classmethod
+    def load(
+        cls,
+        overrides: dict[str, Any] | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        toml_path: Path | None = None,
+    ) -> Settings:
+        """Build settings from defaults, agilecity.toml, the environment, then overrides."""
+        env = dict(os.environ) if env is None else env
+        values: dict[str, Any] = {}
+        path = toml_path or Path(env.get("AGILECITY_CONFIG", "agilecity.toml"))
+        if path.is_file():
+            try:
+                values.update(tomllib.loads(path.read_text(encoding="utf-8")))
+            except tomllib.TOMLDecodeError as exc:
+                raise SettingsError(f"{path}: {exc}") from exc
+        for f in fields(cls):
+            name = cls.env_name(f.name)
+            if name in env:
+                values[f.name] = env[name]
+        for key, value in (overrides or {}).items():
+            if value is not None:
+                values[key] = value
+        return cls().updated(values)
+
+    def updated(self, values: dict[str, Any]) -> Settings:
+        """A copy with the given values converted to each field's type and validated."""
+        known = {f.name: f for f in fields(self)}
+        converted: dict[str, Any] = {}
+        for key, raw in values.items():
+            if key not in known:
+                raise SettingsError(f"unknown setting {key!r}")
+            converted[key] = _convert(key, type(getattr(self, key)), raw)
+        result = replace(self, **converted)
+        result.validate()
+        return result
+
+    def validate(self) -> None:
+        """Check cross-field rules; raises SettingsError."""
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"port must be 1-65535, not {self.port}")
+        if not 0 < self.default_page_size <= self.max_page_size:
+            raise SettingsError("default_page_size must be between 1 and max_page_size")
+        if not self.db.startswith(("sqlite:", "postgresql:", "postgres:")):
+            raise SettingsError(f"db must be a sqlite:/// or postgresql:// URL, not {self.db!r}")
+        for name in ("max_body_bytes", "max_batch_entities", "context_max_bytes"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be positive")
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise SettingsError("log_level must be debug, info, warning or error")
+
+
+def _convert(key: str, kind: type, raw: Any) -> Any:
+    if isinstance(raw, kind) and not (kind is int and isinstance(raw, bool)):
+        return raw
+    text = str(raw).strip()
+    try:
+        if kind is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+    except ValueError as exc:
+        raise SettingsError(f"{key}: {text!r} is not a valid {kind.__name__}") from exc
+    return text

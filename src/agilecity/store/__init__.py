@@ -1,0 +1,1 @@
+"""Storage backends behind one interface; the only place that knows SQL."""

@@ -1,0 +1,447 @@
+"""The embedded SQLite store: WAL, one writer thread with group commit, parallel readers.
+
+Writes from concurrent requests queue up for the single writer thread, which applies as
+many as are waiting in one transaction (each under its own SAVEPOINT, so one failure
+never spoils the others), commits, and only then resolves each request. Readers use their
+own connections from a small thread pool, so queries never wait for writes (WAL).
+``synchronous=NORMAL`` in WAL mode keeps every committed write through a crash of the
+process (not of the operating system; ``synchronous=FULL`` is a setting away).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import re
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+from typing import TypeVar
+
+import orjson
+
+from agilecity.broker.geo import bounding_box, matches_json
+from agilecity.errors import AgileCityError, InternalError
+from agilecity.store.base import (
+    AttributeSummary,
+    ContextRecord,
+    Doc,
+    EntityQuery,
+    Mutation,
+    Store,
+    TypeSummary,
+    WriteResult,
+)
+from agilecity.store.sql import SQLiteQueryCompiler
+
+T = TypeVar("T")
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tenants (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entities (
+    pk INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE (tenant, id)
+);
+CREATE TABLE IF NOT EXISTS entity_types (
+    tenant TEXT NOT NULL, type TEXT NOT NULL, pk INTEGER NOT NULL,
+    PRIMARY KEY (tenant, type, pk)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entity_types_pk ON entity_types (pk);
+CREATE TABLE IF NOT EXISTS entity_attrs (
+    tenant TEXT NOT NULL, attr TEXT NOT NULL, kind TEXT NOT NULL, pk INTEGER NOT NULL,
+    PRIMARY KEY (tenant, attr, kind, pk)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entity_attrs_pk ON entity_attrs (pk);
+CREATE TABLE IF NOT EXISTS geo_shapes (
+    gid INTEGER PRIMARY KEY, pk INTEGER NOT NULL, attr TEXT NOT NULL, geometry TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS geo_shapes_pk ON geo_shapes (pk);
+CREATE VIRTUAL TABLE IF NOT EXISTS geo_rtree USING rtree (gid, min_x, max_x, min_y, max_y);
+CREATE TABLE IF NOT EXISTS contexts (
+    local_id TEXT PRIMARY KEY, url TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+    body TEXT NOT NULL, created_at TEXT NOT NULL, last_usage TEXT, hits INTEGER NOT NULL
+);
+"""
+_MAX_GROUP = 256
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str] | None:
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return None
+
+
+def _regexp(pattern: str, value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    compiled = _compiled(pattern)
+    return bool(compiled is not None and compiled.search(value))
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.create_function("regexp", 2, _regexp, deterministic=True)
+    conn.create_function("ac_geo", 2, matches_json, deterministic=True)
+    return conn
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:///relative`` or ``sqlite:////absolute`` URL."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError(f"not a SQLite URL: {url!r}")
+    return url[len("sqlite:///") :]
+
+
+class _WriteJob:
+    def __init__(self, tenant: str, items: list[tuple[str, Mutation]]) -> None:
+        self.tenant = tenant
+        self.items = items
+        self.results: list[WriteResult] = []
+        self.failure: BaseException | None = None
+        self.done = threading.Event()
+        self.callback: Callable[[], None] | None = None
+
+
+class SQLiteStore(Store):
+    """The embedded default store: one SQLite file in WAL mode."""
+
+    def __init__(self, url: str, *, readers: int = 4) -> None:
+        self.path = sqlite_path(url)
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-read")
+        self._local = threading.local()
+        self._jobs: queue.Queue[_WriteJob | None] = queue.Queue()
+        self._writer: threading.Thread | None = None
+        self._known_tenants: set[str] = {""}
+        self._all_connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    async def open(self) -> None:
+        """Create the file and schema, then start the writer thread."""
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect(self.path)
+        conn.executescript(SCHEMA)
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+        self._known_tenants.update(r[0] for r in conn.execute("SELECT name FROM tenants"))
+        self._writer = threading.Thread(
+            target=self._write_loop, args=(conn,), name="sqlite-writer", daemon=True
+        )
+        self._writer.start()
+
+    async def close(self) -> None:
+        """Drain the write queue, stop the writer and close every connection."""
+        if self._writer is not None:
+            self._jobs.put(None)
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+        self._readers.shutdown(wait=True)
+        with self._lock:
+            for conn in self._all_connections:
+                conn.close()
+            self._all_connections.clear()
+
+    # -- reads -------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+            with self._lock:
+                self._all_connections.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))
+
+    async def tenant_exists(self, tenant: str) -> bool:
+        """True for the default tenant and any tenant written to."""
+        if tenant in self._known_tenants:
+            return True
+
+        def run(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT 1 FROM tenants WHERE name = ?", (tenant,)).fetchone()
+            return row is not None
+
+        exists = await self._read(run)
+        if exists:
+            self._known_tenants.add(tenant)
+        return exists
+
+    async def get(self, tenant: str, entity_id: str) -> Doc | None:
+        """One entity's document."""
+
+        def run(conn: sqlite3.Connection) -> Doc | None:
+            row = conn.execute(
+                "SELECT doc FROM entities WHERE tenant = ? AND id = ?", (tenant, entity_id)
+            ).fetchone()
+            return orjson.loads(row[0]) if row else None
+
+        return await self._read(run)
+
+    async def query(self, tenant: str, query: EntityQuery) -> tuple[list[Doc], int | None]:
+        """A page of matching documents in insertion order, with the count if asked."""
+        where, params = SQLiteQueryCompiler(tenant).compile(query)
+
+        def run(conn: sqlite3.Connection) -> tuple[list[Doc], int | None]:
+            total: int | None = None
+            if query.count:
+                sql = f"SELECT count(*) FROM entities e WHERE {where}"
+                total = int(conn.execute(sql, params).fetchone()[0])
+            docs: list[Doc] = []
+            if query.limit > 0:
+                rows = conn.execute(
+                    f"SELECT e.doc FROM entities e WHERE {where} ORDER BY e.pk LIMIT ? OFFSET ?",
+                    [*params, query.limit, query.offset],
+                )
+                docs = [orjson.loads(r[0]) for r in rows]
+            return docs, total
+
+        return await self._read(run)
+
+    async def type_summaries(self, tenant: str) -> list[TypeSummary]:
+        """Entity types with counts and their attributes' kinds."""
+
+        def run(conn: sqlite3.Connection) -> list[TypeSummary]:
+            summaries: dict[str, TypeSummary] = {}
+            for type_, count in conn.execute(
+                "SELECT type, count(*) FROM entity_types WHERE tenant = ? GROUP BY type "
+                "ORDER BY type",
+                (tenant,),
+            ):
+                summaries[type_] = TypeSummary(type_, count)
+            for type_, attr, kind in conn.execute(
+                "SELECT DISTINCT t.type, a.attr, a.kind FROM entity_types t "
+                "JOIN entity_attrs a ON a.pk = t.pk WHERE t.tenant = ?",
+                (tenant,),
+            ):
+                summaries[type_].attributes.setdefault(attr, set()).add(kind)
+            return list(summaries.values())
+
+        return await self._read(run)
+
+    async def attribute_summaries(self, tenant: str) -> list[AttributeSummary]:
+        """Attributes with entity counts, kinds and the types they appear in."""
+
+        def run(conn: sqlite3.Connection) -> list[AttributeSummary]:
+            summaries: dict[str, AttributeSummary] = {}
+            for attr, count in conn.execute(
+                "SELECT attr, count(DISTINCT pk) FROM entity_attrs WHERE tenant = ? "
+                "GROUP BY attr ORDER BY attr",
+                (tenant,),
+            ):
+                summaries[attr] = AttributeSummary(attr, count)
+            for attr, kind, type_ in conn.execute(
+                "SELECT DISTINCT a.attr, a.kind, t.type FROM entity_attrs a "
+                "JOIN entity_types t ON t.pk = a.pk WHERE a.tenant = ?",
+                (tenant,),
+            ):
+                summaries[attr].kinds.add(kind)
+                summaries[attr].types.add(type_)
+            return list(summaries.values())
+
+        return await self._read(run)
+
+    async def list_contexts(self) -> list[ContextRecord]:
+        """Every stored context."""
+
+        def run(conn: sqlite3.Connection) -> list[ContextRecord]:
+            rows = conn.execute(
+                "SELECT local_id, url, kind, body, created_at, last_usage, hits FROM contexts "
+                "ORDER BY created_at, local_id"
+            )
+            return [
+                ContextRecord(r[0], r[1], r[2], orjson.loads(r[3]), r[4], r[5], r[6]) for r in rows
+            ]
+
+        return await self._read(run)
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def _submit(self, job: _WriteJob) -> None:
+        if self._writer is None:
+            raise InternalError("the store is not open")
+        loop = asyncio.get_running_loop()
+        finished = asyncio.Event()
+        job.callback = lambda: _wake(loop, finished)
+        self._jobs.put(job)
+        await finished.wait()
+        if job.failure is not None:
+            raise InternalError("the database write failed") from job.failure
+
+    async def write(self, tenant: str, items: list[tuple[str, Mutation]]) -> list[WriteResult]:
+        """Apply mutations in the writer thread; returns once committed."""
+        job = _WriteJob(tenant, items)
+        await self._submit(job)
+        self._known_tenants.add(tenant)
+        return job.results
+
+    async def put_context(self, record: ContextRecord) -> None:
+        """Insert or replace a context record."""
+
+        def mutation(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO contexts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.local_id,
+                    record.url,
+                    record.kind,
+                    orjson.dumps(record.body).decode(),
+                    record.created_at,
+                    record.last_usage,
+                    record.hits,
+                ),
+            )
+
+        await self._submit(_RawJob(mutation))
+
+    async def delete_context(self, local_id: str) -> bool:
+        """Remove a context record."""
+        deleted: list[bool] = []
+
+        def mutation(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute("DELETE FROM contexts WHERE local_id = ?", (local_id,))
+            deleted.append(cursor.rowcount > 0)
+
+        await self._submit(_RawJob(mutation))
+        return bool(deleted and deleted[0])
+
+    def _write_loop(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            self._all_connections.append(conn)
+        stop = False
+        while not stop:
+            first = self._jobs.get()
+            if first is None:
+                break
+            group = [first]
+            while len(group) < _MAX_GROUP:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stop = True
+                    break
+                group.append(job)
+            self._run_group(conn, group)
+
+    def _run_group(self, conn: sqlite3.Connection, group: list[_WriteJob]) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in group:
+                conn.execute("SAVEPOINT job")
+                try:
+                    self._run_job(conn, job)
+                    conn.execute("RELEASE job")
+                except Exception as exc:  # a job's own failure must not spoil the group
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    job.failure = exc
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for job in group:
+                job.failure = job.failure or exc
+        for job in group:
+            if job.callback is not None:
+                job.callback()
+
+    def _run_job(self, conn: sqlite3.Connection, job: _WriteJob) -> None:
+        if isinstance(job, _RawJob):
+            job.fn(conn)
+            return
+        tenant = job.tenant
+        if tenant not in self._known_tenants:
+            conn.execute("INSERT OR IGNORE INTO tenants VALUES (?, datetime('now'))", (tenant,))
+        for entity_id, mutation in job.items:
+            job.results.append(self._apply(conn, tenant, entity_id, mutation))
+
+    def _apply(
+        self, conn: sqlite3.Connection, tenant: str, entity_id: str, mutation: Mutation
+    ) -> WriteResult:
+        row = conn.execute(
+            "SELECT pk, doc FROM entities WHERE tenant = ? AND id = ?", (tenant, entity_id)
+        ).fetchone()
+        before = orjson.loads(row[1]) if row else None
+        try:
+            after = mutation(before)
+        except AgileCityError as exc:
+            return WriteResult(entity_id, before=before, error=exc)
+        if after is None:
+            if row is not None:
+                self._drop_side_rows(conn, row[0])
+                conn.execute("DELETE FROM entities WHERE pk = ?", (row[0],))
+            return WriteResult(entity_id, before=before)
+        text = orjson.dumps(after).decode()
+        if row is None:
+            cursor = conn.execute(
+                "INSERT INTO entities (tenant, id, doc) VALUES (?, ?, ?)", (tenant, entity_id, text)
+            )
+            pk: int = cursor.lastrowid or 0
+        else:
+            pk = int(row[0])
+            conn.execute("UPDATE entities SET doc = ? WHERE pk = ?", (text, pk))
+            self._drop_side_rows(conn, pk)
+        self._write_side_rows(conn, tenant, pk, after)
+        return WriteResult(entity_id, before=before, after=after)
+
+    @staticmethod
+    def _drop_side_rows(conn: sqlite3.Connection, pk: int) -> None:
+        conn.execute("DELETE FROM entity_types WHERE pk = ?", (pk,))
+        conn.execute("DELETE FROM entity_attrs WHERE pk = ?", (pk,))
+        gids = [r[0] for r in conn.execute("SELECT gid FROM geo_shapes WHERE pk = ?", (pk,))]
+        if gids:
+            conn.executemany("DELETE FROM geo_rtree WHERE gid = ?", [(g,) for g in gids])
+            conn.execute("DELETE FROM geo_shapes WHERE pk = ?", (pk,))
+
+    @staticmethod
+    def _write_side_rows(conn: sqlite3.Connection, tenant: str, pk: int, doc: Doc) -> None:
+        conn.executemany(
+            "INSERT OR IGNORE INTO entity_types VALUES (?, ?, ?)",
+            [(tenant, t, pk) for t in doc["type"]],
+        )
+        rows: list[tuple[str, str, str, int]] = []
+        for attr, instances in doc["attrs"].items():
+            for inst in instances:
+                rows.append((tenant, attr, inst["type"], pk))
+                if inst["type"] == "GeoProperty":
+                    geometry = inst["value"]
+                    min_x, min_y, max_x, max_y = bounding_box(geometry)
+                    cursor = conn.execute(
+                        "INSERT INTO geo_shapes (pk, attr, geometry) VALUES (?, ?, ?)",
+                        (pk, attr, orjson.dumps(geometry).decode()),
+                    )
+                    conn.execute(
+                        "INSERT INTO geo_rtree VALUES (?, ?, ?, ?, ?)",
+                        (cursor.lastrowid, min_x, max_x, min_y, max_y),
+                    )
+        conn.executemany("INSERT OR IGNORE INTO entity_attrs VALUES (?, ?, ?, ?)", rows)
+
+
+def _wake(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+    loop.call_soon_threadsafe(event.set)
+
+
+class _RawJob(_WriteJob):
+    """A write that is not an entity mutation (contexts)."""
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], None]) -> None:
+        super().__init__("", [])
+        self.fn = fn
