@@ -47,8 +47,7 @@ _NAME_BAD = re.compile(r"[\s\x00-\x1f\x7f\"'<>;=]")
 Position = list[int | float]
 
 
-def _bad(detail: str) -> BadRequestDataError:
-    return BadRequestDataError(detail)
+_bad = BadRequestDataError
 
 
 def _show(value: object) -> str:
@@ -385,15 +384,10 @@ def parse_geo_query(
 
 def query_to_json(query: GeoQuery) -> str:
     """The query as compact JSON text (the argument of matches_json)."""
-    return orjson.dumps(
-        {
-            "georel": query.georel,
-            "geometry": query.geometry,
-            "maxDistance": query.max_distance,
-            "minDistance": query.min_distance,
-            "geoproperty": query.geoproperty,
-        }
-    ).decode()
+    keys = ("georel", "geometry", "maxDistance", "minDistance", "geoproperty")
+    q = query
+    values = (q.georel, q.geometry, q.max_distance, q.min_distance, q.geoproperty)
+    return orjson.dumps(dict(zip(keys, values, strict=True))).decode()
 
 
 def _optional_distance(value: object, name: str) -> float | None:
@@ -429,14 +423,12 @@ def query_from_json(text: str | bytes) -> GeoQuery:
 
 
 def search_box(query: GeoQuery) -> tuple[float, float, float, float] | None:
-    """A lon/lat box that every matching stored geometry's bounding box intersects, or None.
-
-    within/contains/intersects/overlaps/equals: a match shares at least one point with the
-    query geometry (within and equals even lie inside its box), so the query's box is sound.
-    near with maxDistance: the query box grown by the distance (spherical bound plus a
-    margin); it spans every longitude when it would reach a pole or cross the antimeridian.
-    disjoint and near with only minDistance admit matches anywhere: None.
-    """
+    """A lon/lat box that every matching stored geometry's bounding box intersects, or None."""
+    # within/contains/intersects/overlaps/equals: a match shares at least one point with the
+    # query geometry (within and equals even lie inside its box), so the query's box is sound.
+    # near with maxDistance: the query box grown by the distance (spherical bound plus a
+    # margin); it spans every longitude when it would reach a pole or cross the antimeridian.
+    # disjoint and near with only minDistance admit matches anywhere: None.
     xmin, ymin, xmax, ymax = bounding_box(query.geometry)
     if query.georel == "disjoint":
         return None
