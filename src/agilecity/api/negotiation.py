@@ -54,8 +54,14 @@ def link_context(request: Request) -> list[ContextSource] | None:
     raise BadRequestDataError(f'the Link header has no rel="{CONTEXT_REL}" link')
 
 
-async def read_body(request: Request, max_bytes: int, *, merge_patch: bool = False) -> Body:
-    """Read and parse a JSON body, enforcing the size limit and the media-type rules."""
+async def read_body(
+    request: Request, max_bytes: int, *, merge_patch: bool = False, context_document: bool = False
+) -> Body:
+    """Read and parse a JSON body, enforcing the size limit and the media-type rules.
+
+    A ``context_document`` (POST /jsonldContexts) is a JSON-LD context itself: its
+    ``@context`` member is its content, not the request's context.
+    """
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     allowed = {JSON, JSON_LD} | ({MERGE_PATCH} if merge_patch else set())
     if media_type not in allowed:
@@ -80,7 +86,9 @@ async def read_body(request: Request, max_bytes: int, *, merge_patch: bool = Fal
     except orjson.JSONDecodeError as exc:
         raise InvalidRequestError(f"the body is not valid JSON: {exc}") from exc
     context: list[ContextSource] | None
-    if media_type == JSON_LD:
+    if context_document:
+        context = None
+    elif media_type == JSON_LD:
         context = _body_context(data)
         if context is None:
             raise BadRequestDataError("an application/ld+json body must carry an @context")

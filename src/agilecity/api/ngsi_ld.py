@@ -417,7 +417,7 @@ class NgsiLdApi:
 
     async def add_context(self, request: Request) -> Response:
         """POST /jsonldContexts: host a context document."""
-        body = await read_body(request, self.max_body_bytes)
+        body = await read_body(request, self.max_body_bytes, context_document=True)
         record = await self.broker.contexts.add_hosted(body.data)
         return Response(status_code=201, headers={"Location": record.url})
 

@@ -256,7 +256,7 @@ class Broker:
         if keep_value:
             raw["value"] = 0  # placeholder principal, dropped again by the operation
             raw.pop("type", None)
-        instance = parse_instance(raw, terms, now, name=attr)
+        instance = parse_instance(raw, terms, now, name=attr, allow_null=True)
         await self._write_one(
             tenant,
             entity_id,

@@ -42,6 +42,7 @@ PRINCIPAL = {
     "ListRelationship": "objectList",
 }
 MEMBER_KIND = {member: kind for kind, member in PRINCIPAL.items() if kind != "GeoProperty"}
+PRINCIPAL_MEMBERS = tuple(MEMBER_KIND)
 META_MEMBERS = ("observedAt", "unitCode", "datasetId")
 SYSTEM_MEMBERS = ("createdAt", "modifiedAt", "instanceId", "deletedAt")
 RESERVED_ENTITY_MEMBERS = ("id", "type", "scope", "@context", "createdAt", "modifiedAt")
@@ -143,14 +144,16 @@ def parse_attributes(
         if allow_null and _is_null(raw):
             attrs[iri] = []
             continue
-        attrs[iri] = parse_attribute(raw, terms, now, name=name)
+        attrs[iri] = parse_attribute(raw, terms, now, name=name, allow_null=allow_null)
     return attrs
 
 
-def parse_attribute(raw: object, terms: TermMap, now: str, *, name: str) -> list[Instance]:
+def parse_attribute(
+    raw: object, terms: TermMap, now: str, *, name: str, allow_null: bool = False
+) -> list[Instance]:
     """One attribute value (an instance or a list of instances with distinct datasetIds)."""
     if isinstance(raw, list) and raw and all(_is_instance_object(item) for item in raw):
-        instances = [parse_instance(item, terms, now, name=name) for item in raw]
+        instances = [parse_instance(i, terms, now, name=name, allow_null=allow_null) for i in raw]
         seen: set[str | None] = set()
         for inst in instances:
             dataset = inst.get("datasetId")
@@ -159,7 +162,7 @@ def parse_attribute(raw: object, terms: TermMap, now: str, *, name: str) -> list
                 raise BadRequestDataError(f"attribute {name!r} has the {which} twice")
             seen.add(dataset)
         return instances
-    return [parse_instance(raw, terms, now, name=name)]
+    return [parse_instance(raw, terms, now, name=name, allow_null=allow_null)]
 
 
 def _is_instance_object(item: object) -> bool:
@@ -172,7 +175,7 @@ def _is_null(raw: object) -> bool:
     if raw is None or raw == NULL:
         return True
     if isinstance(raw, dict):
-        principal = [raw[m] for m in ("value", *MEMBER_KIND) if m in raw]
+        principal = [raw[m] for m in PRINCIPAL_MEMBERS if m in raw]
         return len(principal) == 1 and principal[0] in (None, NULL)
     return False
 
@@ -181,14 +184,20 @@ def _is_geometry(value: object) -> bool:
     return isinstance(value, dict) and value.get("type") in GEOJSON_TYPES and "coordinates" in value
 
 
-def parse_instance(raw: object, terms: TermMap, now: str, *, name: str) -> Instance:
-    """One attribute instance in normalized or concise form."""
+def parse_instance(
+    raw: object, terms: TermMap, now: str, *, name: str, allow_null: bool = False
+) -> Instance:
+    """One attribute instance in normalized or concise form.
+
+    With ``allow_null`` (merge and partial updates) a null sub-attribute, observedAt or
+    unitCode is kept as None, meaning "remove this member" to the merge operation.
+    """
     if raw is None or raw == NULL:
         raise BadRequestDataError(f"attribute {name!r} has a null value")
     if not isinstance(raw, dict):
         return {"type": "Property", "value": raw, "createdAt": now, "modifiedAt": now}
     if _is_geometry(raw):
-        return _finish("GeoProperty", raw, {}, terms, now, name)
+        return _finish("GeoProperty", raw, {}, terms, now, name, allow_null)
     kind = raw.get("type")
     if kind is None:
         kind = _infer_kind(raw)
@@ -200,7 +209,7 @@ def parse_instance(raw: object, terms: TermMap, now: str, *, name: str) -> Insta
     member = PRINCIPAL[kind]
     if member not in raw:
         raise BadRequestDataError(f"attribute {name!r} of type {kind} needs a {member!r} member")
-    return _finish(kind, raw[member], raw, terms, now, name)
+    return _finish(kind, raw[member], raw, terms, now, name, allow_null)
 
 
 def _infer_kind(raw: dict[str, Any]) -> str | None:
@@ -213,9 +222,19 @@ def _infer_kind(raw: dict[str, Any]) -> str | None:
 
 
 def _finish(
-    kind: str, principal: object, raw: dict[str, Any], terms: TermMap, now: str, name: str
+    kind: str,
+    principal: object,
+    raw: dict[str, Any],
+    terms: TermMap,
+    now: str,
+    name: str,
+    allow_null: bool,
 ) -> Instance:
     inst: Instance = {"type": kind, "value": _principal(kind, principal, terms, name)}
+    for member in META_MEMBERS:
+        if allow_null and member in raw and raw[member] in (None, NULL):
+            inst[member] = None
+            raw = {k: v for k, v in raw.items() if k != member}
     if "observedAt" in raw:
         inst["observedAt"] = canonical_datetime(raw["observedAt"], f"{name}.observedAt")
     if "unitCode" in raw:
@@ -226,7 +245,7 @@ def _finish(
         inst["datasetId"] = check_uri(raw["datasetId"], f"{name}.datasetId")
     inst["createdAt"] = now
     inst["modifiedAt"] = now
-    subs: dict[str, Instance] = {}
+    subs: dict[str, Instance | None] = {}
     principal_members = set(PRINCIPAL.values())
     for key, value in raw.items():
         if key in ("type", "@context", *META_MEMBERS, *SYSTEM_MEMBERS) or key in principal_members:
@@ -236,7 +255,12 @@ def _finish(
         sub_iri = expand_name(terms, key, "sub-attribute name")
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             raise BadRequestDataError(f"sub-attribute {name}.{key} cannot have several instances")
-        subs[sub_iri] = parse_instance(value, terms, now, name=f"{name}.{key}")
+        if allow_null and _is_null(value):
+            subs[sub_iri] = None
+            continue
+        subs[sub_iri] = parse_instance(
+            value, terms, now, name=f"{name}.{key}", allow_null=allow_null
+        )
     if subs:
         inst["subs"] = subs
     return inst

@@ -40,17 +40,35 @@ def replace_entity(old: Doc, new: Doc, now: str) -> Doc:
     return _touch(result, now)
 
 
+def without_nulls(inst: Instance) -> Instance:
+    """An instance with its "remove this member" markers (None) dropped."""
+    result = {k: copy.deepcopy(v) for k, v in inst.items() if v is not None and k != "subs"}
+    subs = {k: without_nulls(v) for k, v in inst.get("subs", {}).items() if v is not None}
+    if subs:
+        result["subs"] = subs
+    return result
+
+
 def merge_instance(old: Instance, new: Instance, now: str) -> Instance:
-    """Merge one instance into another: given members win, sub-attributes merge."""
+    """Merge one instance into another: given members win, None removes, sub-attributes merge."""
     result = copy.deepcopy(old)
     for key, value in new.items():
         if key in ("createdAt", "subs"):
             continue
-        result[key] = copy.deepcopy(value)
-    if new.get("subs"):
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = copy.deepcopy(value)
+    for sub, sub_inst in new.get("subs", {}).items():
         subs = result.setdefault("subs", {})
-        for sub, sub_inst in new["subs"].items():
-            subs[sub] = merge_instance(subs[sub], sub_inst, now) if sub in subs else sub_inst
+        if sub_inst is None:
+            subs.pop(sub, None)
+        elif sub in subs:
+            subs[sub] = merge_instance(subs[sub], sub_inst, now)
+        else:
+            subs[sub] = without_nulls(sub_inst)
+    if not result.get("subs"):
+        result.pop("subs", None)
     result["modifiedAt"] = now
     return result
 
@@ -65,12 +83,12 @@ def _put_instances(
                 if merge:
                     result[index] = merge_instance(current, inst, now)
                 else:
-                    replacement = copy.deepcopy(inst)
+                    replacement = without_nulls(inst)
                     replacement["createdAt"] = current.get("createdAt", now)
                     result[index] = replacement
                 break
         else:
-            result.append(copy.deepcopy(inst))
+            result.append(without_nulls(inst))
     return result
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -127,10 +128,10 @@ Node = Comparison | Pattern | Exists | And | Or | ScopeMatch | TypeName
 #   than silently becoming a URI); anything else is a URI, ending at whitespace, ``;|(),"``
 #   or ``..`` (always the range operator).
 # * dateTimes without an offset are taken as UTC; fractional seconds are truncated to
-#   milliseconds. Times keep the text as written, minus a trailing ``Z``; times with a
-#   numeric offset are not supported (the spec compares times as UTC).
-# * In quoted strings ``\\"`` and ``\\\\`` are escapes; any other backslash is kept as written,
-#   so ``"\\d+"`` is the regex ``\\d+``.
+#   milliseconds. Times keep the text as written, minus a trailing ``Z`` (they are UTC);
+#   times with a numeric offset are rejected.
+# * In quoted strings ``\"`` and ``\\`` are escapes; any other backslash is kept as written,
+#   so ``"\d+"`` is the regex ``\d+``.
 # * Nested groups of the same operator are flattened: ``a;(b;c)`` is And((a, b, c)).
 
 MAX_TEXT_LENGTH = 8192
@@ -142,6 +143,9 @@ _WS = " \t\r\n"
 _TERM_END = ("", ";", "|", ")")
 _CMP_OPS: tuple[ComparisonOp, ...] = ("==", "!=", ">=", "<=", ">", "<")
 _VALUE_STOP = frozenset(_WS + ';|(),"')
+_NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_:/#-")
+_PATH_CHARS = _NAME_CHARS | {"."}  # also the type-name characters
+_SCOPE_CHARS = frozenset(string.ascii_letters + string.digits + "_-")
 _RANGE_KINDS = frozenset({"number", "string", "datetime", "date", "time"})
 
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
@@ -153,14 +157,6 @@ _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _TIME = re.compile(r"([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?Z?")
 # A dot followed by ``scheme://`` starts a new IRI segment, even inside an IRI segment.
 _NEXT_IRI = re.compile(r"\.[A-Za-z][A-Za-z0-9-]*://")
-
-
-def _is_name_char(ch: str) -> bool:
-    return ch.isascii() and (ch.isalnum() or ch in "_:/#-")
-
-
-def _is_scope_char(ch: str) -> bool:
-    return ch.isascii() and (ch.isalnum() or ch in "_-")
 
 
 def _snip(text: str) -> str:
@@ -278,7 +274,7 @@ class _Parser:
     def attr_path(self) -> AttrPath:
         text, start = self.text, self.pos
         end = start
-        while end < len(text) and (_is_name_char(text[end]) or text[end] == "."):
+        while end < len(text) and text[end] in _PATH_CHARS:
             end += 1
         if end == start:
             self.fail("expected an attribute name")
@@ -298,7 +294,7 @@ class _Parser:
         members: list[str] = []
         while self.peek() == "[":
             m_start = m_end = self.pos + 1
-            while m_end < len(text) and _is_name_char(text[m_end]):
+            while m_end < len(text) and text[m_end] in _NAME_CHARS:
                 m_end += 1
             if m_end == m_start:
                 self.fail("expected a compound member name after '['", m_start)
@@ -457,15 +453,18 @@ class _Parser:
                 self.fail("expected a regular expression", start)
         if len(regex) > MAX_REGEX_LENGTH:
             self.fail(f"regular expression longer than {MAX_REGEX_LENGTH} characters", start)
-        # Warnings (e.g. "possible nested set") become errors so the store never meets them;
-        # any failure of re (re.error, RecursionError on deep groups...) is the client's regex.
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
+        # Any failure of re (re.error, RecursionError on deep groups...) is the client's regex.
+        # Warnings (e.g. "possible nested set") are rejected too, so the store never meets them;
+        # they are recorded rather than raised because catch_warnings is process-wide.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             try:
                 re.compile(regex)
             except Exception as exc:
-                reason = str(exc) if isinstance(exc, re.error | Warning) else "too complex"
+                reason = str(exc) if isinstance(exc, re.error) else "too complex"
                 self.fail(f"invalid regular expression: {reason}", start)
+        if caught:
+            self.fail(f"ambiguous regular expression: {caught[0].message}", start)
         return regex
 
     # --- scopeQ and type -----------------------------------------------------------------------
@@ -483,7 +482,7 @@ class _Parser:
                 descendants = True
                 continue
             seg_start = self.pos
-            while self.pos < len(text) and _is_scope_char(text[self.pos]):
+            while self.pos < len(text) and text[self.pos] in _SCOPE_CHARS:
                 self.pos += 1
             if self.pos == seg_start:
                 self.fail("expected a scope segment (letters, digits, '_' or '-') or '#'")
@@ -495,7 +494,7 @@ class _Parser:
 
     def type_name(self) -> Node:
         text, start = self.text, self.pos
-        while self.pos < len(text) and (_is_name_char(text[self.pos]) or text[self.pos] == "."):
+        while self.pos < len(text) and text[self.pos] in _PATH_CHARS:
             self.pos += 1
         if self.pos == start:
             self.fail("expected a type name")

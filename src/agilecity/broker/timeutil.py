@@ -10,7 +10,12 @@ from agilecity.errors import BadRequestDataError
 def format_datetime(moment: datetime) -> str:
     """Canonical UTC text with milliseconds, so stored timestamps compare as strings."""
     moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # %Y does not zero-pad years below 1000 on every platform; the canonical form must.
+    return (
+        f"{moment.year:04d}"
+        + moment.strftime("-%m-%dT%H:%M:%S.")
+        + (f"{moment.microsecond // 1000:03d}Z")
+    )
 
 
 def now_iso() -> str:
