@@ -350,6 +350,12 @@ def test_q_errors(text: str, fragment: str) -> None:
     assert fragment in detail
 
 
+def test_ambiguous_regex_is_rejected_every_time() -> None:
+    # re caches what it compiled; a regex that only warned must not pass the second time.
+    for _ in range(2):
+        assert "ambiguous regular expression" in q_error("a~=[[x]")
+
+
 def test_limits_are_inclusive() -> None:
     assert parse_q("(" * 32 + "a" + ")" * 32) == has("a")
     regex = "x" * 1000

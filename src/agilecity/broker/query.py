@@ -454,17 +454,19 @@ class _Parser:
         if len(regex) > MAX_REGEX_LENGTH:
             self.fail(f"regular expression longer than {MAX_REGEX_LENGTH} characters", start)
         # Any failure of re (re.error, RecursionError on deep groups...) is the client's regex.
-        # Warnings (e.g. "possible nested set") are rejected too, so the store never meets them;
-        # they are recorded rather than raised because catch_warnings is process-wide.
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        # Warnings (e.g. "possible nested set") are rejected too, so the store never meets them.
+        # They are raised, not recorded: a compile that only warned would be cached by re and
+        # pass silently next time. catch_warnings is process-wide, so for these microseconds a
+        # warning in another thread would raise too; an accepted, rare trade-off.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
             try:
                 re.compile(regex)
+            except Warning as exc:
+                self.fail(f"ambiguous regular expression: {exc}", start)
             except Exception as exc:
                 reason = str(exc) if isinstance(exc, re.error) else "too complex"
                 self.fail(f"invalid regular expression: {reason}", start)
-        if caught:
-            self.fail(f"ambiguous regular expression: {caught[0].message}", start)
         return regex
 
     # --- scopeQ and type -----------------------------------------------------------------------
