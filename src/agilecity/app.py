@@ -58,7 +58,7 @@ def build_app(settings: Settings) -> Starlette:
     """The whole platform as one ASGI app; the store opens in the lifespan."""
     store = open_store(settings)
     broker = build_broker(settings, store)
-    api = NgsiLdApi(broker, settings.max_body_bytes)
+    api = NgsiLdApi(broker, settings.max_body_bytes, settings.max_json_depth)
     ready = {"value": False}
 
     @contextlib.asynccontextmanager

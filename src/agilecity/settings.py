@@ -35,6 +35,7 @@ class Settings:
     max_page_size: int = _setting(1000, "Largest limit a query may ask for (TooManyResults above).")
     max_body_bytes: int = _setting(8 * 1024 * 1024, "Largest request body accepted, in bytes.")
     max_batch_entities: int = _setting(1000, "Most entities in one batch operation.")
+    max_json_depth: int = _setting(32, "Deepest nesting of arrays/objects accepted in a body.")
     context_fetch_timeout: float = _setting(5.0, "Seconds allowed to fetch a remote @context.")
     context_max_bytes: int = _setting(1024 * 1024, "Largest remote @context accepted, in bytes.")
     allow_private_context_urls: bool = _setting(
@@ -104,7 +105,7 @@ class Settings:
             raise SettingsError("default_page_size must be between 1 and max_page_size")
         if not self.db.startswith(("sqlite:", "postgresql:", "postgres:")):
             raise SettingsError(f"db must be a sqlite:/// or postgresql:// URL, not {self.db!r}")
-        for name in ("max_body_bytes", "max_batch_entities", "context_max_bytes"):
+        for name in ("max_body_bytes", "max_batch_entities", "context_max_bytes", "max_json_depth"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
         if self.log_level not in ("debug", "info", "warning", "error"):

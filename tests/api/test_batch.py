@@ -383,23 +383,8 @@ async def test_update_reports_items_without_a_valid_id(
         pytest.param(
             {"type": "Relationship", "object": "urn:ngsi-ld:null"}, id="relationship-null"
         ),
-        pytest.param(
-            {"type": "Property", "value": "urn:ngsi-ld:null"},
-            id="property-null",
-            marks=pytest.mark.xfail(
-                reason="BUG: entities._is_null counts the 'value' member twice "
-                "(('value', *MEMBER_KIND) while MEMBER_KIND holds 'value'), so the normalized "
-                "NGSI-LD Null of a Property is refused instead of deleting the attribute",
-                strict=True,
-            ),
-        ),
-        pytest.param(
-            {"value": None},
-            id="value-json-null",
-            marks=pytest.mark.xfail(
-                reason="BUG: the same double count of 'value' in entities._is_null", strict=True
-            ),
-        ),
+        pytest.param({"type": "Property", "value": "urn:ngsi-ld:null"}, id="property-null"),
+        pytest.param({"value": None}, id="value-json-null"),
     ],
 )
 async def test_merge_deletes_null_attributes_and_merges_the_others(
@@ -539,18 +524,13 @@ def _nested(depth: int) -> Any:
     return value
 
 
-@pytest.mark.xfail(
-    reason="BUG: a value nested 300 levels deep parses (orjson reads 1024 levels) but cannot "
-    "be serialized by the store (orjson writes 254), and the exception fails the whole "
-    "batch with a 500 instead of that one entity",
-    strict=True,
-)
-async def test_an_unstorable_entity_fails_alone(client: httpx.AsyncClient) -> None:
+async def test_a_batch_nesting_beyond_the_limit_is_refused_whole(
+    client: httpx.AsyncClient,
+) -> None:
     response = await batch(
         client, "create", [sensor(1, deep=prop(_nested(300))), sensor(2, temp=prop(2))]
     )
 
-    assert response.status_code in (201, 207), response.text
-    body = response.json()
-    assert urn(2) in (body if response.status_code == 201 else body["success"])
-    assert await temp_of(client, urn(2)) == 2
+    assert response.status_code == 400, response.text
+    assert "nests deeper" in response.json()["detail"]
+    assert (await client.get(f"/ngsi-ld/v1/entities/{urn(2)}")).status_code == 404

@@ -317,11 +317,6 @@ async def test_names_are_compacted_with_the_request_context(client: httpx.AsyncC
         "/attributes?details=true",
         pytest.param(
             "/attributes/name",
-            marks=pytest.mark.xfail(
-                reason="BUG: retrieve_attribute calls json_response without terms=, so the "
-                "Link header names the core context instead of the request's @context",
-                strict=True,
-            ),
         ),
     ],
 )

@@ -49,13 +49,40 @@ def link_context(request: Request) -> list[ContextSource] | None:
         return None
     for match in _LINK.finditer(header):
         url, params = match.group(1), match.group(2)
-        if CONTEXT_REL in params:
+        rels: set[str] = set()
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "rel":
+                rels.update(value.strip().strip('"').split())
+        if CONTEXT_REL in rels:
+            if not url.strip():
+                raise BadRequestDataError("the Link header's @context URL is empty")
             return [url.strip()]
     raise BadRequestDataError(f'the Link header has no rel="{CONTEXT_REL}" link')
 
 
+def json_depth(data: Any) -> int:
+    """The nesting depth of a parsed JSON value (iterative: safe on hostile input)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in value)
+    return deepest
+
+
 async def read_body(
-    request: Request, max_bytes: int, *, merge_patch: bool = False, context_document: bool = False
+    request: Request,
+    max_bytes: int,
+    *,
+    max_depth: int = 32,
+    merge_patch: bool = False,
+    context_document: bool = False,
 ) -> Body:
     """Read and parse a JSON body, enforcing the size limit and the media-type rules.
 
@@ -85,6 +112,8 @@ async def read_body(
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequestError(f"the body is not valid JSON: {exc}") from exc
+    if json_depth(data) > max_depth:
+        raise BadRequestDataError(f"the body nests deeper than {max_depth} levels")
     context: list[ContextSource] | None
     if context_document:
         context = None
@@ -197,8 +226,14 @@ def bool_param(request: Request, name: str) -> bool:
     return raw == "true"
 
 
-def render_options(request: Request, terms: TermMap) -> RenderOptions:
-    """Representation options from options, format, attrs, pick, omit and lang."""
+def render_options(
+    request: Request, terms: TermMap, *, attrs: list[str] | None = None
+) -> RenderOptions:
+    """Representation options from options, format, attrs, pick, omit and lang.
+
+    ``attrs`` replaces the query parameter (POST /entityOperations/query carries it in
+    the body).
+    """
     options = options_of(request)
     fmt: Format = "normalized"
     if "keyValues" in options or "simplified" in options:
@@ -216,7 +251,8 @@ def render_options(request: Request, terms: TermMap) -> RenderOptions:
     unknown = options - {"keyValues", "simplified", "concise", "normalized", "sysAttrs", "count"}
     if unknown:
         raise BadRequestDataError(f"unknown options: {', '.join(sorted(unknown))}")
-    attrs = split_list(request.query_params.get("attrs"))
+    if attrs is None:
+        attrs = split_list(request.query_params.get("attrs"))
     pick = split_list(request.query_params.get("pick"))
     omit = split_list(request.query_params.get("omit"))
     if pick and omit:
@@ -224,17 +260,23 @@ def render_options(request: Request, terms: TermMap) -> RenderOptions:
     from agilecity.broker.entities import expand_name
 
     keep: frozenset[str] | None = None
-    selected = [a for a in attrs + pick if a not in ("id", "type")]
+    members = ("id", "type", "scope")
+    selected = [a for a in attrs + pick if a not in members]
     if attrs or pick:
         keep = frozenset(expand_name(terms, a) for a in selected)
+
+    def kept(member: str) -> bool:
+        return (not pick or member in pick) and member not in omit
+
     return RenderOptions(
         format=fmt,
         sys_attrs="sysAttrs" in options,
         lang=request.query_params.get("lang"),
         attrs=keep,
-        omit=frozenset(expand_name(terms, a) for a in omit if a not in ("id", "type")),
-        keep_id=not pick or "id" in pick,
-        keep_type=(not pick or "type" in pick) and "type" not in omit,
+        omit=frozenset(expand_name(terms, a) for a in omit if a not in members),
+        keep_id=kept("id"),
+        keep_type=kept("type"),
+        keep_scope=kept("scope"),
     )
 
 

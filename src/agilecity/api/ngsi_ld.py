@@ -28,7 +28,7 @@ from agilecity.api.negotiation import (
     strip_contexts,
     tenant_of,
 )
-from agilecity.broker.broker import BatchResult, Broker, QueryParams
+from agilecity.broker.broker import BatchResult, Broker, QueryParams, SelectorParams
 from agilecity.broker.context import TermMap
 from agilecity.broker.entities import expand_name
 from agilecity.broker.operations import UpdateResult
@@ -41,12 +41,15 @@ PREFIX = "/ngsi-ld/v1"
 class NgsiLdApi:
     """Route handlers bound to one Broker and its limits."""
 
-    def __init__(self, broker: Broker, max_body_bytes: int) -> None:
+    def __init__(self, broker: Broker, max_body_bytes: int, max_json_depth: int = 32) -> None:
         self.broker = broker
         self.max_body_bytes = max_body_bytes
+        self.max_json_depth = max_json_depth
 
     async def _body(self, request: Request, *, merge_patch: bool = False) -> tuple[Any, TermMap]:
-        body: Body = await read_body(request, self.max_body_bytes, merge_patch=merge_patch)
+        body: Body = await read_body(
+            request, self.max_body_bytes, max_depth=self.max_json_depth, merge_patch=merge_patch
+        )
         terms = await self.broker.contexts.term_map(body.context)
         return strip_contexts(body.data), terms
 
@@ -111,9 +114,14 @@ class NgsiLdApi:
         return await self._query_response(request, params, terms, media)
 
     async def _query_response(
-        self, request: Request, params: QueryParams, terms: TermMap, media: str
+        self,
+        request: Request,
+        params: QueryParams,
+        terms: TermMap,
+        media: str,
+        attrs: list[str] | None = None,
     ) -> Response:
-        options = render_options(request, terms)
+        options = render_options(request, terms, attrs=attrs)
         docs, total = await self.broker.query_entities(tenant_of(request), params, terms)
         headers = {} if total is None else {"NGSILD-Results-Count": str(total)}
         if media == GEO_JSON:
@@ -135,40 +143,37 @@ class NgsiLdApi:
         entities = data.get("entities") or []
         if not isinstance(entities, list):
             raise BadRequestDataError("Query.entities must be an array")
-        ids, types, pattern = [], [], None
-        for selector in entities:
-            if not isinstance(selector, dict):
-                raise BadRequestDataError("each Query.entities item must be an object")
-            if "id" in selector:
-                ids.append(selector["id"])
-            if "type" in selector:
-                types.append(selector["type"])
-            pattern = selector.get("idPattern", pattern)
+        selectors = [_selector_params(item) for item in entities]
         geo = data.get("geoQ") or {}
         if not isinstance(geo, dict):
             raise BadRequestDataError("Query.geoQ must be an object")
         attrs = data.get("attrs") or []
-        if not isinstance(attrs, list):
-            raise BadRequestDataError("Query.attrs must be an array")
+        if not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs):
+            raise BadRequestDataError("Query.attrs must be an array of attribute names")
+        members = {
+            "q": data.get("q"),
+            "scopeQ": data.get("scopeQ"),
+            "georel": geo.get("georel"),
+            "geometry": geo.get("geometry"),
+            "geoproperty": geo.get("geoproperty"),
+        }
+        for name, value in members.items():
+            if value is not None and not isinstance(value, str):
+                raise BadRequestDataError(f"Query member {name} must be a string")
         params = QueryParams(
-            ids=ids,
-            id_pattern=pattern,
-            type=",".join(types) if types else None,
+            selectors=selectors,
             attrs=attrs,
-            q=data.get("q"),
-            scope_q=data.get("scopeQ"),
-            georel=geo.get("georel"),
-            geometry=geo.get("geometry"),
+            q=members["q"],
+            scope_q=members["scopeQ"],
+            georel=members["georel"],
+            geometry=members["geometry"],
             coordinates=geo.get("coordinates"),
-            geoproperty=geo.get("geoproperty"),
+            geoproperty=members["geoproperty"],
             limit=int_param(request, "limit"),
             offset=int_param(request, "offset") or 0,
             count=bool_param(request, "count"),
         )
-        for name in ("q", "scope_q", "id_pattern", "georel", "geometry", "geoproperty"):
-            if getattr(params, name) is not None and not isinstance(getattr(params, name), str):
-                raise BadRequestDataError(f"Query member {name} must be a string")
-        return await self._query_response(request, params, terms, media)
+        return await self._query_response(request, params, terms, media, attrs=attrs)
 
     async def replace_entity(self, request: Request) -> Response:
         """PUT /entities/{id}."""
@@ -389,7 +394,8 @@ class NgsiLdApi:
         summary = await self.broker.attribute_summary(
             tenant_of(request), request.path_params["attr"], terms
         )
-        return json_response(self._attribute(summary, terms, count=True), media_type=media)
+        body = self._attribute(summary, terms, count=True)
+        return json_response(body, media_type=media, terms=terms)
 
     # -- @contexts ---------------------------------------------------------------------
 
@@ -417,7 +423,9 @@ class NgsiLdApi:
 
     async def add_context(self, request: Request) -> Response:
         """POST /jsonldContexts: host a context document."""
-        body = await read_body(request, self.max_body_bytes, context_document=True)
+        body = await read_body(
+            request, self.max_body_bytes, max_depth=self.max_json_depth, context_document=True
+        )
         record = await self.broker.contexts.add_hosted(body.data)
         return Response(status_code=201, headers={"Location": record.url})
 
@@ -468,6 +476,19 @@ class NgsiLdApi:
             Route(f"{p}/jsonldContexts/{{id:path}}", self.retrieve_context, methods=["GET"]),
             Route(f"{p}/jsonldContexts/{{id:path}}", self.delete_context, methods=["DELETE"]),
         ]  # fmt: skip
+
+
+def _selector_params(item: object) -> SelectorParams:
+    """One ``entities`` item of a Query body, type-checked."""
+    if not isinstance(item, dict):
+        raise BadRequestDataError("each Query.entities item must be an object")
+    values: dict[str, str | None] = {}
+    for member in ("id", "idPattern", "type"):
+        value = item.get(member)
+        if value is not None and not isinstance(value, str):
+            raise BadRequestDataError(f"Query.entities[].{member} must be a string")
+        values[member] = value
+    return SelectorParams(id=values["id"], id_pattern=values["idPattern"], type=values["type"])
 
 
 def _dumps(data: Any) -> bytes:

@@ -8,6 +8,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 
 from agilecity.errors import AgileCityError, InternalError, InvalidRequestError
 
@@ -40,12 +41,28 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
 
         error = ResourceNotFoundError(f"no resource at {request.url.path}")
     elif exc.status_code == 405:
-        error = InvalidRequestError(f"method {request.method} is not allowed here")
+        allowed = allowed_methods(request)
+        error = InvalidRequestError(
+            f"method {request.method} is not allowed here; allowed: {', '.join(allowed)}"
+        )
         error.status = 405
+        response = problem_response(error, request)
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
     else:
         error = InvalidRequestError(str(exc.detail))
         error.status = exc.status_code
     return problem_response(error, request)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route accepts for this path (for the Allow header of a 405)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "__none__"})
+        if match != Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

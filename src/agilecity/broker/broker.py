@@ -53,6 +53,7 @@ from agilecity.errors import (
 from agilecity.store.base import (
     AttributeSummary,
     EntityQuery,
+    EntitySelector,
     Mutation,
     Store,
     TypeSummary,
@@ -72,10 +73,20 @@ class Limits:
     max_batch_entities: int = 1000
 
 
+@dataclass(frozen=True)
+class SelectorParams:
+    """One ``entities`` item of a Query: id, idPattern and type (a type expression)."""
+
+    id: str | None = None
+    id_pattern: str | None = None
+    type: str | None = None
+
+
 @dataclass
 class QueryParams:
     """The query parameters of GET /entities or the body of POST /entityOperations/query."""
 
+    selectors: list[SelectorParams] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
     id_pattern: str | None = None
     type: str | None = None
@@ -425,18 +436,14 @@ class Broker:
         if limit == 0 and not params.count:
             raise BadRequestDataError("limit=0 is only allowed together with count=true")
         if params.id_pattern is not None:
-            try:
-                re.compile(params.id_pattern)
-            except re.error as exc:
-                raise BadRequestDataError(
-                    f"idPattern is not a valid regular expression: {exc}"
-                ) from exc
+            _check_regex(params.id_pattern)
         geo = parse_geo_query(
             params.georel, params.geometry, params.coordinates, params.geoproperty
         )
         if geo is not None:
             geo = dataclasses.replace(geo, geoproperty=expand_name(terms, geo.geoproperty))
         return EntityQuery(
+            selectors=tuple(_selector(s, terms) for s in params.selectors),
             ids=tuple(check_uri(i, "id") for i in params.ids),
             id_pattern=params.id_pattern,
             types=_expand_node(parse_type_expression(params.type), terms) if params.type else None,
@@ -484,6 +491,24 @@ class Broker:
             if summary.attr == iri:
                 return summary
         raise ResourceNotFoundError(f"no attribute {attr!r}")
+
+
+def _check_regex(pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise BadRequestDataError(f"idPattern is not a valid regular expression: {exc}") from exc
+
+
+def _selector(params: SelectorParams, terms: TermMap) -> EntitySelector:
+    if params.id_pattern is not None:
+        _check_regex(params.id_pattern)
+    types = parse_type_expression(params.type) if params.type is not None else None
+    return EntitySelector(
+        id=check_uri(params.id, "entities[].id") if params.id is not None else None,
+        id_pattern=params.id_pattern,
+        types=_expand_node(types, terms) if types is not None else None,
+    )
 
 
 def _as_dict(payload: object) -> dict[str, Any]:

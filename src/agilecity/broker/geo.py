@@ -37,7 +37,7 @@ METRES_PER_DEGREE = EARTH_RADIUS_M * math.pi / 180.0  # ~111 195 m along a great
 GEOMETRY_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
 GEORELS = ("near", "within", "contains", "intersects", "overlaps", "disjoint", "equals")
 
-_DENSIFY_DEGREES = 0.1  # longest edge kept as is before projecting for ``near``
+_DENSIFY_DEGREES = 0.01  # longest edge kept as is: GeoJSON edges are straight in lon/lat
 _BOX_RELATIVE_MARGIN = 0.01  # search_box slack over the exact spherical bound
 _BOX_ABSOLUTE_MARGIN = 1e-3  # degrees (~110 m), covers densified-edge curvature
 _POLAR_LATITUDE = 89.0  # beyond this a near box spans every longitude

@@ -364,6 +364,9 @@ class _Parser:
     def _literal(self, token: str, pos: int) -> Value:
         if token in ("true", "false"):
             return Value("boolean", token == "true")
+        if token[0] in "=<>!~":
+            # "a>>3" or "a==!x": an operator where a value should start is a typo, not a URI.
+            self.fail(f"unexpected {token[0]!r} where a value should start", pos)
         if token[0] not in "0123456789-+.":
             return Value("uri", token)
         if _NUMBER.fullmatch(token):

@@ -22,6 +22,7 @@ class RenderOptions:
     omit: frozenset[str] = frozenset()  # attribute IRIs to drop
     keep_id: bool = True
     keep_type: bool = True
+    keep_scope: bool = True
 
 
 def render_entity(doc: Doc, terms: TermMap, options: RenderOptions) -> dict[str, Any]:
@@ -32,7 +33,7 @@ def render_entity(doc: Doc, terms: TermMap, options: RenderOptions) -> dict[str,
     if options.keep_type:
         types = [terms.compact(t) for t in doc["type"]]
         out["type"] = types[0] if len(types) == 1 else types
-    if "scope" in doc:
+    if "scope" in doc and options.keep_scope:
         scope = doc["scope"]
         out["scope"] = scope[0] if len(scope) == 1 else scope
     if options.sys_attrs and options.format != "keyValues":
@@ -46,9 +47,11 @@ def render_entity(doc: Doc, terms: TermMap, options: RenderOptions) -> dict[str,
         name = terms.compact(iri)
         if options.format == "keyValues":
             out[name] = _key_value(_default_instance(instances), terms, options)
+        elif len(instances) == 1:
+            out[name] = render_instance(instances[0], terms, options)
         else:
-            rendered = [render_instance(i, terms, options) for i in instances]
-            out[name] = rendered[0] if len(rendered) == 1 else rendered
+            # Inside an array a bare value could not be told from an instance: keep objects.
+            out[name] = [render_instance(i, terms, options, bare=False) for i in instances]
     return out
 
 
@@ -81,14 +84,27 @@ def _principal_out(inst: Instance, terms: TermMap) -> Any:
     return value
 
 
+#: Kinds whose simplified value keeps its member name, so that it cannot be mistaken for
+#: a Property's JSON value when read back (clause 4.5.4).
+_WRAPPED_IN_KEY_VALUES = frozenset(
+    {"LanguageProperty", "VocabProperty", "JsonProperty", "ListProperty", "ListRelationship"}
+)
+
+
 def _key_value(inst: Instance, terms: TermMap, options: RenderOptions) -> Any:
-    if inst["type"] == "LanguageProperty" and options.lang and options.lang != "*":
+    kind = inst["type"]
+    if kind == "LanguageProperty" and options.lang and options.lang != "*":
         return _pick_language(inst["value"], options.lang)[1]
-    return _principal_out(inst, terms)
+    value = _principal_out(inst, terms)
+    if kind in _WRAPPED_IN_KEY_VALUES:
+        return {PRINCIPAL[kind]: value}
+    return value
 
 
-def render_instance(inst: Instance, terms: TermMap, options: RenderOptions) -> Any:
-    """One attribute instance, normalized or concise."""
+def render_instance(
+    inst: Instance, terms: TermMap, options: RenderOptions, *, bare: bool = True
+) -> Any:
+    """One attribute instance, normalized or concise (``bare`` allows a lone value)."""
     kind = inst["type"]
     out: dict[str, Any] = {}
     concise = options.format == "concise"
@@ -111,7 +127,7 @@ def render_instance(inst: Instance, terms: TermMap, options: RenderOptions) -> A
                 out[member] = inst[member]
     for sub_iri, sub in inst.get("subs", {}).items():
         out[terms.compact(sub_iri)] = render_instance(sub, terms, options)
-    if concise and list(out) == ["value"]:
+    if concise and bare and list(out) == ["value"]:
         value = out["value"]
         # A bare value is only unambiguous when it is not itself an object.
         if not isinstance(value, dict) or kind == "GeoProperty":

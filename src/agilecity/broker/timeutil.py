@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from agilecity.errors import BadRequestDataError
 
@@ -38,4 +39,19 @@ def parse_datetime(text: object, what: str = "DateTime") -> datetime:
 
 def canonical_datetime(text: object, what: str = "DateTime") -> str:
     """Validate a DateTime and return its canonical UTC form."""
-    return format_datetime(parse_datetime(text, what))
+    moment = parse_datetime(text, what)
+    try:
+        return format_datetime(moment)
+    except (OverflowError, ValueError) as exc:  # e.g. year 9999 with a negative offset
+        raise BadRequestDataError(f"{what} is out of the representable range: {text!r}") from exc
+
+
+@lru_cache(maxsize=4096)
+def canonical_or_none(text: object) -> str | None:
+    """The canonical form of a date-time text, or None when it is not one (for SQL)."""
+    if not isinstance(text, str) or "T" not in text or len(text) > 64:
+        return None
+    try:
+        return canonical_datetime(text)
+    except BadRequestDataError:
+        return None

@@ -49,10 +49,23 @@ class WriteResult:
         return self.error is None
 
 
+@dataclass(frozen=True)
+class EntitySelector:
+    """One alternative of POST /entityOperations/query's ``entities``: all members hold."""
+
+    id: str | None = None
+    id_pattern: str | None = None
+    types: Node | None = None
+
+
 @dataclass
 class EntityQuery:
-    """A compiled-ready entity query; names are already expanded to IRIs."""
+    """A compiled-ready entity query; names are already expanded to IRIs.
 
+    ``selectors`` (if any) are alternatives: an entity matches when one of them holds.
+    """
+
+    selectors: tuple[EntitySelector, ...] = ()
     ids: tuple[str, ...] = ()
     id_pattern: str | None = None
     types: Node | None = None

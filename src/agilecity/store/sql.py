@@ -23,7 +23,7 @@ from agilecity.broker.query import (
     TypeName,
     Value,
 )
-from agilecity.store.base import EntityQuery
+from agilecity.store.base import EntityQuery, EntitySelector
 
 #: Members of an instance that q may address directly with ``attr.member``.
 INSTANCE_MEMBERS = frozenset({"observedAt", "unitCode", "datasetId", "createdAt", "modifiedAt"})
@@ -50,6 +50,9 @@ class SQLiteQueryCompiler:
 
     def compile(self, query: EntityQuery) -> tuple[str, list[Any]]:
         """The WHERE clause (without the keyword) and its parameters."""
+        if query.selectors:
+            alternatives = [self.selector(s) for s in query.selectors]
+            self.clauses.append("(" + " OR ".join(alternatives) + ")")
         if query.ids:
             marks = ",".join("?" * len(query.ids))
             self.clauses.append(f"e.id IN ({marks})")
@@ -72,6 +75,19 @@ class SQLiteQueryCompiler:
         if query.geo is not None:
             self.clauses.append(self.geo(query))
         return " AND ".join(self.clauses), self.params
+
+    def selector(self, selector: EntitySelector) -> str:
+        """One entity selector: id, idPattern and type expression together."""
+        parts = ["1=1"]
+        if selector.id is not None:
+            parts.append("e.id = ?")
+            self.params.append(selector.id)
+        if selector.id_pattern is not None:
+            parts.append("e.id REGEXP ?")
+            self.params.append(selector.id_pattern)
+        if selector.types is not None:
+            parts.append(self.node(selector.types))
+        return "(" + " AND ".join(parts) + ")"
 
     def node(self, node: Node) -> str:
         """SQL for one AST node."""
@@ -121,9 +137,11 @@ class SQLiteQueryCompiler:
     def _element_match(self, vp: str, test: str, params: list[Any]) -> tuple[str, list[Any]]:
         # json_each over a scalar yields the scalar itself, over an array its elements:
         # so a term matches a scalar value or any element of an array value (clause 4.9).
+        # A JSON-LD typed value {"@type": "DateTime", "@value": "..."} is an object: its
+        # "@value" member is the value compared.
         sql = (
             "EXISTS (SELECT 1 FROM json_each(a.value, ?) x "
-            "WHERE json_type(a.value, ?) <> 'object' AND " + test + ")"
+            "WHERE (json_type(a.value, ?) <> 'object' OR x.key = '@value') AND " + test + ")"
         )
         return sql, [vp, vp, *params]
 
@@ -132,9 +150,9 @@ class SQLiteQueryCompiler:
             return f"x.type IN {_NUMBER_TYPES} AND x.value {op} ?", [value.value]
         if value.kind == "boolean":
             return f"x.type IN ('true','false') AND x.value {op} ?", [1 if value.value else 0]
-        if value.kind in ("datetime", "date", "time"):
-            test = f"x.type = 'text' AND x.value {op} ?"
-            return test, [value.value]
+        if value.kind == "datetime":
+            # Stored date-times may use any offset or precision: compare canonical UTC forms.
+            return f"x.type = 'text' AND ac_datetime(x.value) {op} ?", [value.value]
         return f"x.type = 'text' AND x.value {op} ?", [value.value]
 
     def comparison(self, node: Comparison) -> str:

@@ -24,6 +24,7 @@ from typing import TypeVar
 import orjson
 
 from agilecity.broker.geo import bounding_box, matches_json
+from agilecity.broker.timeutil import canonical_or_none
 from agilecity.errors import AgileCityError, InternalError
 from agilecity.store.base import (
     AttributeSummary,
@@ -94,6 +95,7 @@ def _connect(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=10000")
     conn.create_function("regexp", 2, _regexp, deterministic=True)
     conn.create_function("ac_geo", 2, matches_json, deterministic=True)
+    conn.create_function("ac_datetime", 1, canonical_or_none, deterministic=True)
     return conn
 
 
@@ -288,7 +290,8 @@ class SQLiteStore(Store):
         """Apply mutations in the writer thread; returns once committed."""
         job = _WriteJob(tenant, items)
         await self._submit(job)
-        self._known_tenants.add(tenant)
+        if any(r.ok for r in job.results):
+            self._known_tenants.add(tenant)
         return job.results
 
     async def put_context(self, record: ContextRecord) -> None:
@@ -367,11 +370,11 @@ class SQLiteStore(Store):
         if isinstance(job, _RawJob):
             job.fn(conn)
             return
-        tenant = job.tenant
-        if tenant not in self._known_tenants:
-            conn.execute("INSERT OR IGNORE INTO tenants VALUES (?, datetime('now'))", (tenant,))
         for entity_id, mutation in job.items:
-            job.results.append(self._apply(conn, tenant, entity_id, mutation))
+            job.results.append(self._apply(conn, job.tenant, entity_id, mutation))
+        # A tenant comes to exist with its first successful write, not with a failed one.
+        if job.tenant not in self._known_tenants and any(r.ok for r in job.results):
+            conn.execute("INSERT OR IGNORE INTO tenants VALUES (?, datetime('now'))", (job.tenant,))
 
     def _apply(
         self, conn: sqlite3.Connection, tenant: str, entity_id: str, mutation: Mutation
