@@ -15,13 +15,16 @@ from starlette.routing import Route
 
 from agilecity import __version__
 from agilecity.api.ngsi_ld import NgsiLdApi
+from agilecity.api.ngsi_ld_subscriptions import SubscriptionApi
+from agilecity.api.ngsi_ld_temporal import TemporalApi
 from agilecity.api.problems import (
     handle_agilecity_error,
     handle_http_exception,
     handle_unexpected,
 )
-from agilecity.broker.broker import Broker, Limits
+from agilecity.broker.broker import Broker, Limits, Retention
 from agilecity.broker.contexts import ContextRegistry, FetchPolicy
+from agilecity.broker.notifier import DeliveryPolicy
 from agilecity.errors import AgileCityError
 from agilecity.settings import Settings
 from agilecity.store.base import Store
@@ -51,7 +54,21 @@ def build_broker(settings: Settings, store: Store) -> Broker:
         max_page_size=settings.max_page_size,
         max_batch_entities=settings.max_batch_entities,
     )
-    return Broker(store, contexts, limits)
+    delivery = DeliveryPolicy(
+        queue_size=settings.notification_queue_size, timeout=settings.notification_timeout
+    )
+    retention = Retention(
+        days=settings.history_retention_days,
+        per_tenant=settings.retention_per_tenant(),
+    )
+    return Broker(
+        store,
+        contexts,
+        limits,
+        delivery=delivery,
+        allow_private_endpoints=settings.allow_private_notification_urls,
+        retention=retention,
+    )
 
 
 def build_app(settings: Settings) -> Starlette:
@@ -65,12 +82,14 @@ def build_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
         await broker.contexts.load(settings.context_dir)
+        await broker.start()
         ready["value"] = True
         log.info("AgileCity %s ready on %s", __version__, settings.db)
         try:
             yield
         finally:
             ready["value"] = False
+            await broker.stop()
             await store.close()
 
     async def health(request: Request) -> Response:
@@ -86,6 +105,8 @@ def build_app(settings: Settings) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
         *api.routes(),
+        *TemporalApi(api).routes(),
+        *SubscriptionApi(api).routes(),
     ]
     app = Starlette(
         routes=routes,

@@ -47,6 +47,18 @@ class Settings:
         "Folder of JSON-LD files preloaded as contexts (offline deployments); "
         "each file's URL is given by a sibling index.json mapping file name -> URL.",
     )
+    allow_private_notification_urls: bool = _setting(
+        False,
+        "Allow notification endpoints on loopback/private addresses (local development, tests).",
+    )
+    notification_queue_size: int = _setting(
+        10_000, "Notifications held per endpoint while its receiver is down."
+    )
+    notification_timeout: float = _setting(5.0, "Seconds allowed for one notification send.")
+    history_retention_days: int = _setting(0, "Days of history kept (0 keeps everything).")
+    history_retention_tenants: str = _setting(
+        "", "Per-tenant retention overrides, e.g. 'roubaix=365,carouge=730'."
+    )
     log_level: str = _setting("info", "Log level: debug, info, warning, error.")
 
     @classmethod
@@ -97,15 +109,32 @@ class Settings:
         result.validate()
         return result
 
+    def retention_per_tenant(self) -> dict[str, int]:
+        """history_retention_tenants parsed: tenant -> days."""
+        result: dict[str, int] = {}
+        for item in self.history_retention_tenants.split(","):
+            if not item.strip():
+                continue
+            tenant, _, days = item.partition("=")
+            if not days.strip().isdigit():
+                raise SettingsError(f"history_retention_tenants: {item!r} is not tenant=days")
+            result[tenant.strip()] = int(days)
+        return result
+
     def validate(self) -> None:
         """Check cross-field rules; raises SettingsError."""
+        self.retention_per_tenant()
+        if self.history_retention_days < 0:
+            raise SettingsError("history_retention_days must not be negative")
         if not 0 < self.port < 65536:
             raise SettingsError(f"port must be 1-65535, not {self.port}")
         if not 0 < self.default_page_size <= self.max_page_size:
             raise SettingsError("default_page_size must be between 1 and max_page_size")
         if not self.db.startswith(("sqlite:", "postgresql:", "postgres:")):
             raise SettingsError(f"db must be a sqlite:/// or postgresql:// URL, not {self.db!r}")
-        for name in ("max_body_bytes", "max_batch_entities", "context_max_bytes", "max_json_depth"):
+        positive = ("max_body_bytes", "max_batch_entities", "context_max_bytes", "max_json_depth",
+                    "notification_queue_size")  # fmt: skip
+        for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
         if self.log_level not in ("debug", "info", "warning", "error"):

@@ -29,7 +29,7 @@ from agilecity.api.negotiation import (
     tenant_of,
 )
 from agilecity.broker.broker import BatchResult, Broker, QueryParams, SelectorParams
-from agilecity.broker.context import TermMap
+from agilecity.broker.context import ContextSource, TermMap
 from agilecity.broker.entities import expand_name
 from agilecity.broker.operations import UpdateResult
 from agilecity.broker.representation import render_entity, render_feature
@@ -46,28 +46,37 @@ class NgsiLdApi:
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
 
-    async def _body(self, request: Request, *, merge_patch: bool = False) -> tuple[Any, TermMap]:
+    async def body(self, request: Request, *, merge_patch: bool = False) -> tuple[Any, TermMap]:
+        """The parsed body without @context, and the term map of its context."""
+        data, terms, _ = await self.body_with_context(request, merge_patch=merge_patch)
+        return data, terms
+
+    async def body_with_context(
+        self, request: Request, *, merge_patch: bool = False
+    ) -> tuple[Any, TermMap, list[ContextSource] | None]:
+        """Like ``body``, also returning the @context sources as the client gave them."""
         body: Body = await read_body(
             request, self.max_body_bytes, max_depth=self.max_json_depth, merge_patch=merge_patch
         )
         terms = await self.broker.contexts.term_map(body.context)
-        return strip_contexts(body.data), terms
+        return strip_contexts(body.data), terms, body.context
 
-    async def _terms(self, request: Request) -> TermMap:
+    async def terms(self, request: Request) -> TermMap:
+        """The term map of the Link header's context (the core context without one)."""
         return await self.broker.contexts.term_map(link_context(request))
 
     # -- entities ----------------------------------------------------------------------
 
     async def create_entity(self, request: Request) -> Response:
         """POST /entities."""
-        data, terms = await self._body(request)
+        data, terms = await self.body(request)
         entity_id = await self.broker.create_entity(tenant_of(request), data, terms)
         return Response(status_code=201, headers={"Location": f"{PREFIX}/entities/{entity_id}"})
 
     async def retrieve_entity(self, request: Request) -> Response:
         """GET /entities/{id}."""
         media = negotiate(request, geo=True)
-        terms = await self._terms(request)
+        terms = await self.terms(request)
         options = render_options(request, terms)
         doc = await self.broker.retrieve_entity(tenant_of(request), request.path_params["id"])
         if media == GEO_JSON:
@@ -80,12 +89,13 @@ class NgsiLdApi:
     def _geometry_iri(request: Request, terms: TermMap) -> str:
         return expand_name(terms, request.query_params.get("geometryProperty", "location"))
 
-    def _query_params(self, request: Request) -> QueryParams:
+    def query_params(self, request: Request, extra: frozenset[str] = frozenset()) -> QueryParams:
+        """The entity-selection parameters of a query (unknown parameters refused)."""
         qp = request.query_params
         known = {
             "id", "idPattern", "type", "attrs", "pick", "omit", "q", "scopeQ", "georel",
             "geometry", "coordinates", "geoproperty", "geometryProperty", "lang", "limit",
-            "offset", "count", "options", "format", "local", "csf",
+            "offset", "count", "options", "format", "local", "csf", *extra,
         }  # fmt: skip
         unknown = sorted(set(qp.keys()) - known)
         if unknown:
@@ -109,8 +119,8 @@ class NgsiLdApi:
     async def query_entities(self, request: Request) -> Response:
         """GET /entities."""
         media = negotiate(request, geo=True)
-        terms = await self._terms(request)
-        params = self._query_params(request)
+        terms = await self.terms(request)
+        params = self.query_params(request)
         return await self._query_response(request, params, terms, media)
 
     async def _query_response(
@@ -137,7 +147,7 @@ class NgsiLdApi:
     async def post_query(self, request: Request) -> Response:
         """POST /entityOperations/query: a Query object in the body."""
         media = negotiate(request, geo=True)
-        data, terms = await self._body(request)
+        data, terms = await self.body(request)
         if not isinstance(data, dict) or data.get("type") != "Query":
             raise BadRequestDataError('the body must be a Query object ("type": "Query")')
         entities = data.get("entities") or []
@@ -177,13 +187,13 @@ class NgsiLdApi:
 
     async def replace_entity(self, request: Request) -> Response:
         """PUT /entities/{id}."""
-        data, terms = await self._body(request)
+        data, terms = await self.body(request)
         await self.broker.replace_entity(tenant_of(request), request.path_params["id"], data, terms)
         return Response(status_code=204)
 
     async def merge_entity(self, request: Request) -> Response:
         """PATCH /entities/{id} (merge-patch; NGSI-LD null deletes)."""
-        data, terms = await self._body(request, merge_patch=True)
+        data, terms = await self.body(request, merge_patch=True)
         await self.broker.merge_entity(tenant_of(request), request.path_params["id"], data, terms)
         return Response(status_code=204)
 
@@ -209,7 +219,7 @@ class NgsiLdApi:
 
     async def append_attributes(self, request: Request) -> Response:
         """POST /entities/{id}/attrs (options=noOverwrite)."""
-        data, terms = await self._body(request)
+        data, terms = await self.body(request)
         overwrite = "noOverwrite" not in options_of(request)
         result = await self.broker.append_attributes(
             tenant_of(request), request.path_params["id"], data, terms, overwrite=overwrite
@@ -218,7 +228,7 @@ class NgsiLdApi:
 
     async def update_attributes(self, request: Request) -> Response:
         """PATCH /entities/{id}/attrs."""
-        data, terms = await self._body(request)
+        data, terms = await self.body(request)
         result = await self.broker.update_attributes(
             tenant_of(request), request.path_params["id"], data, terms
         )
@@ -226,7 +236,7 @@ class NgsiLdApi:
 
     async def partial_update_attribute(self, request: Request) -> Response:
         """PATCH /entities/{id}/attrs/{attr}."""
-        data, terms = await self._body(request)
+        data, terms = await self.body(request)
         path = request.path_params
         await self.broker.partial_update_attribute(
             tenant_of(request), path["id"], path["attr"], data, terms
@@ -235,7 +245,7 @@ class NgsiLdApi:
 
     async def replace_attribute(self, request: Request) -> Response:
         """PUT /entities/{id}/attrs/{attr}."""
-        data, terms = await self._body(request)
+        data, terms = await self.body(request)
         path = request.path_params
         await self.broker.replace_attribute(
             tenant_of(request), path["id"], path["attr"], data, terms
@@ -244,7 +254,7 @@ class NgsiLdApi:
 
     async def delete_attribute(self, request: Request) -> Response:
         """DELETE /entities/{id}/attrs/{attr} (datasetId, deleteAll)."""
-        terms = await self._terms(request)
+        terms = await self.terms(request)
         path = request.path_params
         await self.broker.delete_attribute(
             tenant_of(request),
@@ -272,13 +282,13 @@ class NgsiLdApi:
 
     async def batch_create(self, request: Request) -> Response:
         """POST /entityOperations/create: 201 with the ids, or 207 with per-entity errors."""
-        data, terms = await self._body(request)
+        data, terms = await self.body(request)
         result = await self.broker.batch_create(tenant_of(request), data, terms)
         return self._batch_response(result, 201, result.success)
 
     async def batch_upsert(self, request: Request) -> Response:
         """POST /entityOperations/upsert: 201 with created ids, 204 if all existed, or 207."""
-        data, terms = await self._body(request)
+        data, terms = await self.body(request)
         options = options_of(request)
         if {"update", "replace"} <= options:
             raise BadRequestDataError("options update and replace exclude each other")
@@ -291,7 +301,7 @@ class NgsiLdApi:
 
     async def batch_update(self, request: Request) -> Response:
         """POST /entityOperations/update (options=noOverwrite)."""
-        data, terms = await self._body(request)
+        data, terms = await self.body(request)
         overwrite = "noOverwrite" not in options_of(request)
         result = await self.broker.batch_update(
             tenant_of(request), data, terms, overwrite=overwrite
@@ -300,13 +310,13 @@ class NgsiLdApi:
 
     async def batch_merge(self, request: Request) -> Response:
         """POST /entityOperations/merge."""
-        data, terms = await self._body(request)
+        data, terms = await self.body(request)
         result = await self.broker.batch_merge(tenant_of(request), data, terms)
         return self._batch_response(result, 204)
 
     async def batch_delete(self, request: Request) -> Response:
         """POST /entityOperations/delete: an array of ids."""
-        data, _ = await self._body(request)
+        data, _ = await self.body(request)
         result = await self.broker.batch_delete(tenant_of(request), data)
         return self._batch_response(result, 204)
 
@@ -315,7 +325,7 @@ class NgsiLdApi:
     async def list_types(self, request: Request) -> Response:
         """GET /types (details=true for EntityType objects)."""
         media = negotiate(request)
-        terms = await self._terms(request)
+        terms = await self.terms(request)
         summaries = await self.broker.type_summaries(tenant_of(request))
         if bool_param(request, "details"):
             body: Any = [
@@ -338,7 +348,7 @@ class NgsiLdApi:
     async def retrieve_type(self, request: Request) -> Response:
         """GET /types/{type}: EntityTypeInfo."""
         media = negotiate(request)
-        terms = await self._terms(request)
+        terms = await self.terms(request)
         summary = await self.broker.type_summary(
             tenant_of(request), request.path_params["type"], terms
         )
@@ -362,7 +372,7 @@ class NgsiLdApi:
     async def list_attributes(self, request: Request) -> Response:
         """GET /attributes (details=true for Attribute objects)."""
         media = negotiate(request)
-        terms = await self._terms(request)
+        terms = await self.terms(request)
         summaries = await self.broker.attribute_summaries(tenant_of(request))
         if bool_param(request, "details"):
             body: Any = [self._attribute(s, terms, count=False) for s in summaries]
@@ -390,7 +400,7 @@ class NgsiLdApi:
     async def retrieve_attribute(self, request: Request) -> Response:
         """GET /attributes/{attr}."""
         media = negotiate(request)
-        terms = await self._terms(request)
+        terms = await self.terms(request)
         summary = await self.broker.attribute_summary(
             tenant_of(request), request.path_params["attr"], terms
         )

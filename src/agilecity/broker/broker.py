@@ -8,9 +8,13 @@ values and raise from ``agilecity.errors``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import logging
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from agilecity.broker import operations as ops
@@ -20,6 +24,7 @@ from agilecity.broker.entities import (
     Doc,
     check_uri,
     expand_name,
+    expand_query,
     parse_attribute,
     parse_attributes,
     parse_entity,
@@ -28,20 +33,15 @@ from agilecity.broker.entities import (
     parse_types,
 )
 from agilecity.broker.geo import parse_geo_query
+from agilecity.broker.history import History
+from agilecity.broker.notifier import DeliveryPolicy, Notifier
 from agilecity.broker.query import (
-    And,
-    AttrPath,
-    Comparison,
-    Exists,
-    Node,
-    Or,
-    Pattern,
-    TypeName,
     parse_q,
     parse_scope_q,
     parse_type_expression,
 )
-from agilecity.broker.timeutil import now_iso
+from agilecity.broker.subscription_service import Subscriptions
+from agilecity.broker.timeutil import format_datetime, now_iso, parse_datetime
 from agilecity.errors import (
     AgileCityError,
     AlreadyExistsError,
@@ -60,8 +60,26 @@ from agilecity.store.base import (
     WriteResult,
 )
 
+log = logging.getLogger("agilecity.broker")
 _TENANT = re.compile(r"^[A-Za-z0-9_.:\-/]{1,128}$")
-INSTANCE_MEMBERS = frozenset({"observedAt", "unitCode", "datasetId", "createdAt", "modifiedAt"})
+
+
+@dataclass(frozen=True)
+class Retention:
+    """History retention in days (0 keeps everything), with per-tenant overrides."""
+
+    days: int = 0
+    per_tenant: dict[str, int] = field(default_factory=dict)
+    interval: float = 3600.0
+
+    @property
+    def enabled(self) -> bool:
+        """True when some tenant has a retention period."""
+        return self.days > 0 or any(d > 0 for d in self.per_tenant.values())
+
+    def days_for(self, tenant: str) -> int:
+        """The retention of one tenant."""
+        return self.per_tenant.get(tenant, self.days)
 
 
 @dataclass(frozen=True)
@@ -119,12 +137,64 @@ def check_tenant(tenant: str) -> str:
 
 
 class Broker:
-    """The NGSI-LD context broker over one store."""
+    """The NGSI-LD context broker over one store.
 
-    def __init__(self, store: Store, contexts: ContextRegistry, limits: Limits) -> None:
+    ``subscriptions`` and ``history`` hold the subscription and temporal operations;
+    ``start``/``stop`` run the notification dispatcher and the history retention job.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        contexts: ContextRegistry,
+        limits: Limits,
+        *,
+        delivery: DeliveryPolicy | None = None,
+        allow_private_endpoints: bool = False,
+        retention: Retention | None = None,
+    ) -> None:
         self.store = store
         self.contexts = contexts
         self.limits = limits
+        self.notifier = Notifier(self, delivery or DeliveryPolicy())
+        self.subscriptions = Subscriptions(self, allow_private_endpoints=allow_private_endpoints)
+        self.history = History(self)
+        self.retention = retention or Retention()
+        self._retention_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Load subscriptions and start delivering notifications (store already open)."""
+        await self.subscriptions.load()
+        await self.notifier.start()
+        if self.retention.enabled:
+            self._retention_task = asyncio.create_task(self._purge_forever())
+
+    async def stop(self) -> None:
+        """Stop background work and save subscription status."""
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention_task
+        await self.notifier.stop()
+
+    async def purge_history(self) -> int:
+        """Apply the history retention of every tenant once; returns instances deleted."""
+        deleted = 0
+        now = parse_datetime(now_iso())
+        for tenant in await self.store.list_tenants():
+            days = self.retention.days_for(tenant)
+            if days > 0:
+                cutoff = format_datetime(now - timedelta(days=days))
+                deleted += await self.store.purge_history(tenant, cutoff)
+        return deleted
+
+    async def _purge_forever(self) -> None:
+        while True:
+            try:
+                await self.purge_history()
+            except Exception:
+                log.exception("history retention purge failed")
+            await asyncio.sleep(self.retention.interval)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -138,6 +208,7 @@ class Broker:
         (result,) = await self.store.write(tenant, [(entity_id, mutation)])
         if result.error is not None:
             raise result.error
+        self.notifier.wake()
         return result
 
     @staticmethod
@@ -337,6 +408,7 @@ class Broker:
         result = BatchResult()
         items = [(i, m) for i, m in prepared if not isinstance(m, AgileCityError)]
         outcomes = iter(await self.store.write(tenant, items) if items else [])
+        self.notifier.wake()
         for entity_id, mutation in prepared:
             if isinstance(mutation, AgileCityError):
                 result.errors.append((entity_id, mutation))
@@ -446,8 +518,8 @@ class Broker:
             selectors=tuple(_selector(s, terms) for s in params.selectors),
             ids=tuple(check_uri(i, "id") for i in params.ids),
             id_pattern=params.id_pattern,
-            types=_expand_node(parse_type_expression(params.type), terms) if params.type else None,
-            q=_expand_node(parse_q(params.q), terms) if params.q else None,
+            types=expand_query(parse_type_expression(params.type), terms) if params.type else None,
+            q=expand_query(parse_q(params.q), terms) if params.q else None,
             scope_q=parse_scope_q(params.scope_q) if params.scope_q else None,
             geo=geo,
             attrs_any=tuple(expand_name(terms, a) for a in params.attrs),
@@ -507,7 +579,7 @@ def _selector(params: SelectorParams, terms: TermMap) -> EntitySelector:
     return EntitySelector(
         id=check_uri(params.id, "entities[].id") if params.id is not None else None,
         id_pattern=params.id_pattern,
-        types=_expand_node(types, terms) if types is not None else None,
+        types=expand_query(types, terms) if types is not None else None,
     )
 
 
@@ -576,21 +648,3 @@ def _deleter(entity_id: str) -> Mutation:
         return None
 
     return delete
-
-
-def _expand_path(path: AttrPath, terms: TermMap) -> AttrPath:
-    subs = tuple(s if s in INSTANCE_MEMBERS else expand_name(terms, s) for s in path.sub_attrs)
-    return AttrPath(expand_name(terms, path.attr), subs, path.compound)
-
-
-def _expand_node(node: Node, terms: TermMap) -> Node:
-    """Expand every attribute and type name in a query AST with the request's context."""
-    if isinstance(node, And):
-        return And(tuple(_expand_node(t, terms) for t in node.terms))
-    if isinstance(node, Or):
-        return Or(tuple(_expand_node(t, terms) for t in node.terms))
-    if isinstance(node, TypeName):
-        return TypeName(expand_name(terms, node.name, "entity type"))
-    if isinstance(node, Comparison | Pattern | Exists):
-        return dataclasses.replace(node, path=_expand_path(node.path, terms))
-    return node

@@ -9,8 +9,6 @@ fetch again; the term maps built from them are cached in memory.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from agilecity.broker.context import (
     is_core_context,
     load_core_context,
 )
+from agilecity.broker.network import refuse_private
 from agilecity.broker.timeutil import now_iso
 from agilecity.errors import (
     AlreadyExistsError,
@@ -139,7 +138,10 @@ class ContextRegistry:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise LdContextNotAvailableError(f"@context URL must be http(s): {url!r}")
         if not self.policy.allow_private:
-            await _refuse_private(parts.hostname, url)
+            await refuse_private(
+                parts.hostname, f"@context {url}", "AGILECITY_ALLOW_PRIVATE_CONTEXT_URLS",
+                LdContextNotAvailableError,
+            )  # fmt: skip
         try:
             async with httpx.AsyncClient(
                 timeout=self.policy.timeout, follow_redirects=False
@@ -209,17 +211,3 @@ class ContextRegistry:
             await self.store.delete_context(record.local_id)
             del self._records[record.url]
         self._term_maps.clear()
-
-
-async def _refuse_private(host: str, url: str) -> None:
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise LdContextNotAvailableError(f"@context host of {url} cannot be resolved") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise LdContextNotAvailableError(
-                f"@context {url} points to a non-public address; "
-                "set AGILECITY_ALLOW_PRIVATE_CONTEXT_URLS=true to allow it"
-            )

@@ -19,11 +19,13 @@ same way; the representation module renames it on the way out.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
 from agilecity.broker.context import TermMap
 from agilecity.broker.geo import validate_geometry
+from agilecity.broker.query import And, AttrPath, Comparison, Exists, Node, Or, Pattern, TypeName
 from agilecity.broker.timeutil import canonical_datetime
 from agilecity.errors import BadRequestDataError
 
@@ -304,3 +306,25 @@ def _principal(kind: str, value: object, terms: TermMap, name: str) -> object:
     if kind == "JsonProperty" and not isinstance(value, dict | list):
         raise BadRequestDataError(f"{name}.json must be a JSON object or array")
     return value
+
+
+#: Instance members a query may address as if they were sub-attributes (``a.observedAt``).
+QUERYABLE_MEMBERS = frozenset({"observedAt", "unitCode", "datasetId", "createdAt", "modifiedAt"})
+
+
+def _expand_path(path: AttrPath, terms: TermMap) -> AttrPath:
+    subs = tuple(s if s in QUERYABLE_MEMBERS else expand_name(terms, s) for s in path.sub_attrs)
+    return AttrPath(expand_name(terms, path.attr), subs, path.compound)
+
+
+def expand_query(node: Node, terms: TermMap) -> Node:
+    """Expand every attribute and type name in a query AST with the request's context."""
+    if isinstance(node, And):
+        return And(tuple(expand_query(t, terms) for t in node.terms))
+    if isinstance(node, Or):
+        return Or(tuple(expand_query(t, terms) for t in node.terms))
+    if isinstance(node, TypeName):
+        return TypeName(expand_name(terms, node.name, "entity type"))
+    if isinstance(node, Comparison | Pattern | Exists):
+        return dataclasses.replace(node, path=_expand_path(node.path, terms))
+    return node

@@ -13,6 +13,11 @@ Contract (every backend passes the same tests, see ``tests/store``):
 * ``query`` evaluates every filter in the database (never by fetching broadly and
   filtering in the caller) in a stable order (insertion order), so pages never skip or
   repeat entities, at any offset.
+* Every applied mutation appends the history records its ``history`` function derives
+  from before/after, in the same transaction: history never disagrees with the state.
+* When a tenant has subscriptions (stored, or in-process ones announced with
+  ``capture_changes``), each applied mutation also appends a change row (an outbox) in the
+  same transaction; ``claim_changes`` hands each change to exactly one claimer.
 * User input only ever reaches SQL as bound parameters.
 """
 
@@ -25,6 +30,7 @@ from typing import Any
 
 from agilecity.broker.geo import GeoQuery
 from agilecity.broker.query import Node
+from agilecity.broker.temporal import Aggregate, HistoryRecord, history_records
 from agilecity.errors import AgileCityError
 
 Doc = dict[str, Any]
@@ -32,6 +38,9 @@ Doc = dict[str, Any]
 #: A transformation of the current document (None if absent) into the new one (None to
 #: delete). It may raise an AgileCityError, which fails that item alone.
 Mutation = Callable[[Doc | None], Doc | None]
+
+#: Derives the history records of one applied mutation from its before/after documents.
+HistoryFunction = Callable[[Doc | None, Doc | None], list[HistoryRecord]]
 
 
 @dataclass
@@ -110,6 +119,41 @@ class ContextRecord:
     hits: int = 0
 
 
+@dataclass
+class HistoryRow:
+    """One stored attribute instance of the history."""
+
+    entity_id: str
+    attr: str
+    instance_id: str
+    instance: dict[str, Any]
+    modified_at: str
+    deleted_at: str | None = None
+
+
+@dataclass
+class HistoryQuery:
+    """Which history to read: entities, attributes, a time range on one time property."""
+
+    entity_ids: tuple[str, ...]
+    attrs: tuple[str, ...] = ()
+    time_property: str = "observedAt"  # observedAt, createdAt or modifiedAt
+    since: str | None = None  # inclusive
+    until: str | None = None  # exclusive
+    last_n: int | None = None
+
+
+@dataclass
+class Change:
+    """One outbox row: an applied mutation, for subscriptions."""
+
+    seq: int
+    tenant: str
+    entity_id: str
+    before: Doc | None
+    after: Doc | None
+
+
 class Store(ABC):
     """One async interface over SQLite and PostgreSQL."""
 
@@ -126,7 +170,12 @@ class Store(ABC):
         """True for the default tenant and for any tenant written to."""
 
     @abstractmethod
-    async def write(self, tenant: str, items: list[tuple[str, Mutation]]) -> list[WriteResult]:
+    async def write(
+        self,
+        tenant: str,
+        items: list[tuple[str, Mutation]],
+        history: HistoryFunction = history_records,
+    ) -> list[WriteResult]:
         """Apply mutations atomically per item, durably, in order; creates the tenant."""
 
     @abstractmethod
@@ -156,3 +205,84 @@ class Store(ABC):
     @abstractmethod
     async def delete_context(self, local_id: str) -> bool:
         """Remove a context; False if it did not exist."""
+
+    # -- history -----------------------------------------------------------------------
+
+    @abstractmethod
+    async def read_history(self, tenant: str, query: HistoryQuery) -> list[HistoryRow]:
+        """Instances in time order (per entity and attribute); deleted ones excluded."""
+
+    @abstractmethod
+    async def aggregate_history(
+        self, tenant: str, query: HistoryQuery, periods: list[tuple[str, str]]
+    ) -> dict[tuple[str, str, str, int], Aggregate]:
+        """(entity, attribute, datasetId, period index) -> aggregate, computed in the DB."""
+
+    @abstractmethod
+    async def history_range(
+        self, tenant: str, query: HistoryQuery
+    ) -> tuple[str | None, str | None]:
+        """Earliest and latest time (of the query's time property) among matching instances."""
+
+    @abstractmethod
+    async def list_tenants(self) -> list[str]:
+        """Every tenant that exists, the default one ("") first."""
+
+    @abstractmethod
+    async def history_types(self, tenant: str, entity_id: str) -> list[str] | None:
+        """The types an entity had (also after its deletion), None if it never existed."""
+
+    @abstractmethod
+    async def edit_history(
+        self,
+        tenant: str,
+        entity_id: str,
+        *,
+        attr: str | None = None,
+        instance_id: str | None = None,
+        dataset_id: str | None = None,
+        replacement: dict[str, Any] | None = None,
+    ) -> int:
+        """Replace one instance (replacement) or delete instances; returns rows touched.
+
+        With only entity_id: the entity's whole history; with attr: that attribute's
+        instances (of dataset_id when given); with instance_id: that one instance.
+        """
+
+    @abstractmethod
+    async def purge_history(self, tenant: str, older_than: str) -> int:
+        """Delete history modified before a time (retention); returns rows deleted."""
+
+    # -- subscriptions and the change outbox -------------------------------------------
+
+    @abstractmethod
+    async def put_subscription(self, tenant: str, doc: Doc, *, create: bool) -> None:
+        """Store a subscription document (AlreadyExists when create and the id is taken)."""
+
+    @abstractmethod
+    async def get_subscription(self, tenant: str, subscription_id: str) -> Doc | None:
+        """One subscription document."""
+
+    @abstractmethod
+    async def list_subscriptions(self, tenant: str | None) -> list[Doc]:
+        """Subscriptions of a tenant (all tenants with None), oldest first."""
+
+    @abstractmethod
+    async def delete_subscription(self, tenant: str, subscription_id: str) -> bool:
+        """Remove a subscription; False if it did not exist."""
+
+    @abstractmethod
+    def capture_changes(self, tenant: str, enabled: bool) -> None:
+        """Record changes of a tenant for in-process subscribers (besides stored ones)."""
+
+    @abstractmethod
+    async def claim_changes(self, limit: int) -> list[Change]:
+        """Take up to limit unclaimed changes in commit order; each is handed out once."""
+
+    @abstractmethod
+    async def ack_changes(self, seqs: list[int]) -> None:
+        """Forget changes whose notifications were handed to delivery."""
+
+    @abstractmethod
+    async def matches_filter(self, doc: Doc, q: Node | None, scope_q: Node | None) -> bool:
+        """Evaluate q and scopeQ on one document with the same SQL as queries."""

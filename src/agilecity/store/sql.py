@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agilecity.broker.entities import QUERYABLE_MEMBERS
 from agilecity.broker.query import (
     And,
     AttrPath,
@@ -25,8 +26,6 @@ from agilecity.broker.query import (
 )
 from agilecity.store.base import EntityQuery, EntitySelector
 
-#: Members of an instance that q may address directly with ``attr.member``.
-INSTANCE_MEMBERS = frozenset({"observedAt", "unitCode", "datasetId", "createdAt", "modifiedAt"})
 NGSI_LD = "https://uri.etsi.org/ngsi-ld/"
 _NUMBER_TYPES = "('integer','real')"
 
@@ -116,7 +115,7 @@ class SQLiteQueryCompiler:
         steps = "$"
         for index, sub in enumerate(path.sub_attrs):
             last = index == len(path.sub_attrs) - 1
-            if last and sub in INSTANCE_MEMBERS:
+            if last and sub in QUERYABLE_MEMBERS:
                 return steps + json_key(sub) + "".join(json_key(m) for m in path.compound)
             steps += ".subs" + json_key(sub)
         return steps + ".value" + "".join(json_key(m) for m in path.compound)

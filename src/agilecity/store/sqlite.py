@@ -19,18 +19,25 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
 from agilecity.broker.geo import bounding_box, matches_json
+from agilecity.broker.query import Node
+from agilecity.broker.temporal import Aggregate, history_records
 from agilecity.broker.timeutil import canonical_or_none
-from agilecity.errors import AgileCityError, InternalError
+from agilecity.errors import AgileCityError, AlreadyExistsError, InternalError
+from agilecity.store import sqlite_history
 from agilecity.store.base import (
     AttributeSummary,
+    Change,
     ContextRecord,
     Doc,
     EntityQuery,
+    HistoryFunction,
+    HistoryQuery,
+    HistoryRow,
     Mutation,
     Store,
     TypeSummary,
@@ -65,6 +72,14 @@ CREATE TABLE IF NOT EXISTS geo_shapes (
 );
 CREATE INDEX IF NOT EXISTS geo_shapes_pk ON geo_shapes (pk);
 CREATE VIRTUAL TABLE IF NOT EXISTS geo_rtree USING rtree (gid, min_x, max_x, min_y, max_y);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    tenant TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY, tenant TEXT NOT NULL, entity_id TEXT NOT NULL,
+    before TEXT, after TEXT, claimed INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS contexts (
     local_id TEXT PRIMARY KEY, url TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
     body TEXT NOT NULL, created_at TEXT NOT NULL, last_usage TEXT, hits INTEGER NOT NULL
@@ -107,9 +122,15 @@ def sqlite_path(url: str) -> str:
 
 
 class _WriteJob:
-    def __init__(self, tenant: str, items: list[tuple[str, Mutation]]) -> None:
+    def __init__(
+        self,
+        tenant: str,
+        items: list[tuple[str, Mutation]],
+        history: HistoryFunction = history_records,
+    ) -> None:
         self.tenant = tenant
         self.items = items
+        self.history = history
         self.results: list[WriteResult] = []
         self.failure: BaseException | None = None
         self.done = threading.Event()
@@ -126,6 +147,7 @@ class SQLiteStore(Store):
         self._jobs: queue.Queue[_WriteJob | None] = queue.Queue()
         self._writer: threading.Thread | None = None
         self._known_tenants: set[str] = {""}
+        self._capturing: set[str] = set()
         self._all_connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
 
@@ -134,7 +156,9 @@ class SQLiteStore(Store):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = _connect(self.path)
-        conn.executescript(SCHEMA)
+        conn.executescript(SCHEMA + sqlite_history.SCHEMA)
+        # One process owns a SQLite file: changes claimed before a crash are handed out again.
+        conn.execute("UPDATE changes SET claimed = 0 WHERE claimed = 1")
         row = conn.execute("SELECT version FROM schema_version").fetchone()
         if row is None:
             conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
@@ -273,6 +297,216 @@ class SQLiteStore(Store):
 
         return await self._read(run)
 
+    # -- history -----------------------------------------------------------------------
+
+    async def read_history(self, tenant: str, query: HistoryQuery) -> list[HistoryRow]:
+        """Instances in time order."""
+        return await self._read(lambda conn: sqlite_history.read(conn, tenant, query))
+
+    async def aggregate_history(
+        self, tenant: str, query: HistoryQuery, periods: list[tuple[str, str]]
+    ) -> dict[tuple[str, str, str, int], Aggregate]:
+        """Aggregates per entity, attribute, dataset and period."""
+        return await self._read(lambda conn: sqlite_history.aggregate(conn, tenant, query, periods))
+
+    async def history_range(
+        self, tenant: str, query: HistoryQuery
+    ) -> tuple[str | None, str | None]:
+        """Earliest and latest time among matching instances."""
+        return await self._read(lambda conn: sqlite_history.time_range(conn, tenant, query))
+
+    async def list_tenants(self) -> list[str]:
+        """Every tenant written to, the default tenant first."""
+
+        def run(conn: sqlite3.Connection) -> list[str]:
+            names = [r[0] for r in conn.execute("SELECT name FROM tenants ORDER BY name")]
+            return ["", *[n for n in names if n]]
+
+        return await self._read(run)
+
+    async def history_types(self, tenant: str, entity_id: str) -> list[str] | None:
+        """The types of an entity that exists or existed."""
+
+        def run(conn: sqlite3.Connection) -> list[str] | None:
+            row = conn.execute(
+                "SELECT types FROM temporal_entities WHERE tenant = ? AND id = ?",
+                (tenant, entity_id),
+            ).fetchone()
+            return orjson.loads(row[0]) if row else None
+
+        return await self._read(run)
+
+    async def edit_history(
+        self,
+        tenant: str,
+        entity_id: str,
+        *,
+        attr: str | None = None,
+        instance_id: str | None = None,
+        dataset_id: str | None = None,
+        replacement: dict[str, Any] | None = None,
+    ) -> int:
+        """Replace or delete history instances."""
+        touched: list[int] = []
+
+        def run(conn: sqlite3.Connection) -> None:
+            where = "tenant = ? AND entity_id = ?"
+            params: list[Any] = [tenant, entity_id]
+            if attr is not None:
+                where += " AND attr = ?"
+                params.append(attr)
+            if instance_id is not None:
+                where += " AND instance_id = ?"
+                params.append(instance_id)
+            if dataset_id is not None:
+                where += " AND dataset_id = ?"
+                params.append(dataset_id)
+            if replacement is not None:
+                cursor = conn.execute(
+                    f"UPDATE history SET instance = ?, observed_at = ? WHERE {where}",
+                    [orjson.dumps(replacement).decode(), replacement.get("observedAt"), *params],
+                )
+            else:
+                cursor = conn.execute(f"DELETE FROM history WHERE {where}", params)
+                if attr is None and instance_id is None:
+                    conn.execute(
+                        "DELETE FROM temporal_entities WHERE tenant = ? AND id = ?",
+                        (tenant, entity_id),
+                    )
+            touched.append(cursor.rowcount)
+
+        await self._submit(_RawJob(run))
+        return touched[0]
+
+    async def purge_history(self, tenant: str, older_than: str) -> int:
+        """Retention: delete history modified before a time."""
+        deleted: list[int] = []
+
+        def run(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute(
+                "DELETE FROM history WHERE tenant = ? AND modified_at < ?", (tenant, older_than)
+            )
+            deleted.append(cursor.rowcount)
+
+        await self._submit(_RawJob(run))
+        return deleted[0]
+
+    # -- subscriptions and changes ------------------------------------------------------
+
+    async def put_subscription(self, tenant: str, doc: Doc, *, create: bool) -> None:
+        """Insert (create) or replace a subscription document."""
+        failed: list[AgileCityError] = []
+
+        def run(conn: sqlite3.Connection) -> None:
+            if create:
+                exists = conn.execute(
+                    "SELECT 1 FROM subscriptions WHERE tenant = ? AND id = ?", (tenant, doc["id"])
+                ).fetchone()
+                if exists:
+                    failed.append(AlreadyExistsError(f"subscription {doc['id']} already exists"))
+                    return
+                seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM subscriptions")
+                conn.execute(
+                    "INSERT INTO subscriptions VALUES (?, ?, ?, ?)",
+                    (tenant, doc["id"], _dump(doc), seq.fetchone()[0]),
+                )
+            else:
+                conn.execute(
+                    "UPDATE subscriptions SET doc = ? WHERE tenant = ? AND id = ?",
+                    (_dump(doc), tenant, doc["id"]),
+                )
+            if tenant not in self._known_tenants:
+                conn.execute("INSERT OR IGNORE INTO tenants VALUES (?, datetime('now'))", (tenant,))
+
+        await self._submit(_RawJob(run))
+        if failed:
+            raise failed[0]
+        self._known_tenants.add(tenant)
+
+    async def get_subscription(self, tenant: str, subscription_id: str) -> Doc | None:
+        """One subscription document."""
+
+        def run(conn: sqlite3.Connection) -> Doc | None:
+            row = conn.execute(
+                "SELECT doc FROM subscriptions WHERE tenant = ? AND id = ?",
+                (tenant, subscription_id),
+            ).fetchone()
+            return _load(row[0]) if row else None
+
+        return await self._read(run)
+
+    async def list_subscriptions(self, tenant: str | None) -> list[Doc]:
+        """Subscriptions in creation order."""
+
+        def run(conn: sqlite3.Connection) -> list[Doc]:
+            if tenant is None:
+                rows = conn.execute("SELECT tenant, doc FROM subscriptions ORDER BY seq")
+            else:
+                rows = conn.execute(
+                    "SELECT tenant, doc FROM subscriptions WHERE tenant = ? ORDER BY seq",
+                    (tenant,),
+                )
+            return [{**orjson.loads(r[1]), "_tenant": r[0]} for r in rows]
+
+        return await self._read(run)
+
+    async def delete_subscription(self, tenant: str, subscription_id: str) -> bool:
+        """Remove a subscription."""
+        deleted: list[bool] = []
+
+        def run(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute(
+                "DELETE FROM subscriptions WHERE tenant = ? AND id = ?", (tenant, subscription_id)
+            )
+            deleted.append(cursor.rowcount > 0)
+
+        await self._submit(_RawJob(run))
+        return deleted[0]
+
+    def capture_changes(self, tenant: str, enabled: bool) -> None:
+        """Record changes of a tenant for in-process subscribers."""
+        if enabled:
+            self._capturing.add(tenant)
+        else:
+            self._capturing.discard(tenant)
+
+    async def claim_changes(self, limit: int) -> list[Change]:
+        """Mark up to limit unclaimed changes as claimed and return them in order."""
+        claimed: list[Change] = []
+
+        def run(conn: sqlite3.Connection) -> None:
+            rows = conn.execute(
+                "UPDATE changes SET claimed = 1 WHERE seq IN (SELECT seq FROM changes "
+                "WHERE claimed = 0 ORDER BY seq LIMIT ?) "
+                "RETURNING seq, tenant, entity_id, before, after",
+                (limit,),
+            ).fetchall()
+            for row in sorted(rows):
+                claimed.append(Change(row[0], row[1], row[2], _load(row[3]), _load(row[4])))
+
+        await self._submit(_RawJob(run))
+        return claimed
+
+    async def ack_changes(self, seqs: list[int]) -> None:
+        """Delete handled changes."""
+        if not seqs:
+            return
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.executemany("DELETE FROM changes WHERE seq = ?", [(s,) for s in seqs])
+
+        await self._submit(_RawJob(run))
+
+    async def matches_filter(self, doc: Doc, q: Node | None, scope_q: Node | None) -> bool:
+        """Evaluate q and scopeQ on one document with the query compiler's SQL."""
+        if q is None and scope_q is None:
+            return True
+        compiler = SQLiteQueryCompiler("")
+        clauses = [compiler.node(n) for n in (q, scope_q) if n is not None]
+        sql = "SELECT 1 FROM (SELECT ? AS doc) e WHERE " + " AND ".join(clauses)
+        params = [_dump(doc), *compiler.params[1:]]
+        return await self._read(lambda conn: conn.execute(sql, params).fetchone() is not None)
+
     # -- writes ------------------------------------------------------------------------
 
     async def _submit(self, job: _WriteJob) -> None:
@@ -286,9 +520,14 @@ class SQLiteStore(Store):
         if job.failure is not None:
             raise InternalError("the database write failed") from job.failure
 
-    async def write(self, tenant: str, items: list[tuple[str, Mutation]]) -> list[WriteResult]:
+    async def write(
+        self,
+        tenant: str,
+        items: list[tuple[str, Mutation]],
+        history: HistoryFunction = history_records,
+    ) -> list[WriteResult]:
         """Apply mutations in the writer thread; returns once committed."""
-        job = _WriteJob(tenant, items)
+        job = _WriteJob(tenant, items, history)
         await self._submit(job)
         if any(r.ok for r in job.results):
             self._known_tenants.add(tenant)
@@ -370,8 +609,25 @@ class SQLiteStore(Store):
         if isinstance(job, _RawJob):
             job.fn(conn)
             return
+        capture = job.tenant in self._capturing or (
+            conn.execute(
+                "SELECT 1 FROM subscriptions WHERE tenant = ? LIMIT 1", (job.tenant,)
+            ).fetchone()
+            is not None
+        )
         for entity_id, mutation in job.items:
-            job.results.append(self._apply(conn, job.tenant, entity_id, mutation))
+            result = self._apply(conn, job.tenant, entity_id, mutation)
+            job.results.append(result)
+            if result.ok:
+                sqlite_history.append(conn, job.tenant, job.history(result.before, result.after))
+                sqlite_history.track_entity(
+                    conn, job.tenant, entity_id, result.before, result.after
+                )
+                if capture:
+                    conn.execute(
+                        "INSERT INTO changes (tenant, entity_id, before, after) VALUES (?,?,?,?)",
+                        (job.tenant, entity_id, _dump(result.before), _dump(result.after)),
+                    )
         # A tenant comes to exist with its first successful write, not with a failed one.
         if job.tenant not in self._known_tenants and any(r.ok for r in job.results):
             conn.execute("INSERT OR IGNORE INTO tenants VALUES (?, datetime('now'))", (job.tenant,))
@@ -436,6 +692,14 @@ class SQLiteStore(Store):
                         (cursor.lastrowid, min_x, max_x, min_y, max_y),
                     )
         conn.executemany("INSERT OR IGNORE INTO entity_attrs VALUES (?, ?, ?, ?)", rows)
+
+
+def _dump(doc: Doc | None) -> str | None:
+    return None if doc is None else orjson.dumps(doc).decode()
+
+
+def _load(text: str | None) -> Doc | None:
+    return None if text is None else orjson.loads(text)
 
 
 def _wake(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
