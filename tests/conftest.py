@@ -1,9 +1,17 @@
-"""Shared fixtures: a real SQLite store in a temp dir behind the real ASGI app."""
+"""Shared fixtures: the real ASGI app on a real store, SQLite and PostgreSQL alike.
+
+Every test that uses ``client``, ``client_factory``, ``settings_factory`` or ``db_url``
+runs once per backend. The PostgreSQL runs use ``AGILECITY_TEST_POSTGRES`` (default
+``postgresql://postgres@127.0.0.1:5432/agilecity_test``, created if missing). When that
+server cannot be reached they are skipped with the reason, except in CI (``CI`` set),
+where they fail: CI must prove both backends.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +24,13 @@ from agilecity.app import build_app
 from agilecity.settings import Settings
 
 BASE = "/ngsi-ld/v1"
+POSTGRES_URL = os.environ.get(
+    "AGILECITY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/agilecity_test"
+)
+POSTGRES_TABLES = (
+    "entities, entity_types, entity_attrs, geo_shapes, contexts, subscriptions, changes, "
+    "history, temporal_entities, tenants"
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -34,11 +49,68 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def _postgres_ready() -> str | None:
+    """Create the test database if needed; the reason it is unusable, or None."""
+    import psycopg
+
+    base, _, name = POSTGRES_URL.rpartition("/")
+    try:
+        with psycopg.connect(f"{base}/postgres", autocommit=True, connect_timeout=3) as conn:
+            found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if found.fetchone() is None:
+                conn.execute(f'CREATE DATABASE "{name}"')
+        with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    except psycopg.Error as exc:
+        return f"PostgreSQL/PostGIS not usable at {POSTGRES_URL}: {exc}".strip()
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The PostgreSQL test database (fails in CI, skips elsewhere, when unusable)."""
+    reason = _postgres_ready()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason + " — PostgreSQL runs skipped (set AGILECITY_TEST_POSTGRES)")
+    return POSTGRES_URL
+
+
+def _truncate(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        exists = conn.execute("SELECT to_regclass('entities')").fetchone()
+        if exists is not None and exists[0] is not None:
+            conn.execute(f"TRUNCATE {POSTGRES_TABLES} RESTART IDENTITY CASCADE")
+            conn.execute("UPDATE subscription_version SET version = 0")
+
+
+@pytest.fixture
+def empty_postgres(postgres_url: str) -> str:
+    """The PostgreSQL test database, emptied."""
+    _truncate(postgres_url)
+    return postgres_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store URL of each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/agilecity.sqlite"
+    url: str = request.getfixturevalue("postgres_url")
+    _truncate(url)
+    return url
+
+
 def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """Settings for a test: a fresh SQLite file, no environment, private contexts allowed."""
+    """Settings for a test: a fresh SQLite file (unless ``db`` is given), no environment,
+    private context and notification URLs allowed (the test servers are on loopback)."""
     values: dict[str, Any] = {
         "db": f"sqlite:///{tmp_path}/agilecity.sqlite",
         "allow_private_context_urls": True,
+        "allow_private_notification_urls": True,
     }
     values.update(overrides)
     return Settings.load(values, env={}, toml_path=tmp_path / "absent.toml")
@@ -55,19 +127,29 @@ async def running_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]
 
 
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+def settings_factory(tmp_path: Path, db_url: str) -> Callable[..., Settings]:
+    """Test settings on this run's backend: ``settings_factory(max_page_size=5)``."""
+
+    def make(**overrides: Any) -> Settings:
+        return test_settings(tmp_path, **{"db": db_url, **overrides})
+
+    return make
+
+
+@pytest.fixture
+async def client(settings_factory: Callable[..., Settings]) -> AsyncIterator[httpx.AsyncClient]:
     """A client on a fresh broker with default limits."""
-    async with running_client(test_settings(tmp_path)) as c:
+    async with running_client(settings_factory()) as c:
         yield c
 
 
 @pytest.fixture
 def client_factory(
-    tmp_path: Path,
+    settings_factory: Callable[..., Settings],
 ) -> Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]:
     """Build a client with setting overrides: ``async with client_factory(max_page_size=5)``."""
 
     def make(**overrides: Any) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
-        return running_client(test_settings(tmp_path, **overrides))
+        return running_client(settings_factory(**overrides))
 
     return make

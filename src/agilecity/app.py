@@ -38,7 +38,9 @@ def open_store(settings: Settings) -> Store:
         from agilecity.store.sqlite import SQLiteStore
 
         return SQLiteStore(settings.db)
-    raise AgileCityError(f"no store backend for {settings.db!r} in this version")
+    from agilecity.store.postgres import PostgresStore
+
+    return PostgresStore(settings.db)
 
 
 def build_broker(settings: Settings, store: Store) -> Broker:
@@ -120,3 +122,8 @@ def build_app(settings: Settings) -> Starlette:
     app.state.broker = broker
     app.state.settings = settings
     return app
+
+
+def create_app() -> Starlette:
+    """The app from the environment's settings (uvicorn's factory for worker processes)."""
+    return build_app(Settings.load())

@@ -1,10 +1,13 @@
-"""The command line: ``agilecity serve | config check``."""
+"""The command line: ``agilecity serve | config check | db upgrade | export | import``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from agilecity import __version__
@@ -36,20 +39,34 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (AGILECITY_HOST)")
     serve.add_argument("--port", type=int, help="listen port (AGILECITY_PORT)")
     serve.add_argument("--db", help="store URL (AGILECITY_DB)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="API processes (PostgreSQL only; default 1)"
+    )
     config = commands.add_parser("config", help="settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     config_commands.add_parser(
         "check", help="validate the settings as start-up does and print them"
     )
+    db = commands.add_parser("db", help="the store")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="apply pending schema migrations")
+    upgrade.add_argument("--db", help="store URL (AGILECITY_DB)")
+    for name, text in (
+        ("export", "write the whole store as NDJSON"),
+        ("import", "load an NDJSON export and verify it"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("file", type=Path, help="the NDJSON file ('-' for stdin/stdout)")
+        sub.add_argument("--db", help="store URL (AGILECITY_DB)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the agilecity command."""
     args = build_parser().parse_args(argv)
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = {"db": getattr(args, "db", None)}
     if args.command == "serve":
-        overrides = {"host": args.host, "port": args.port, "db": args.db}
+        overrides.update({"host": args.host, "port": args.port})
     try:
         settings = Settings.load(overrides)
     except AgileCityError as exc:
@@ -59,14 +76,72 @@ def main(argv: list[str] | None = None) -> int:
         for name in Settings.help_texts():
             print(f"{Settings.env_name(name)}={getattr(settings, name)}")
         return 0
-    return serve(settings)
+    if args.command == "serve":
+        return serve(settings, workers=args.workers)
+    try:
+        return asyncio.run(_store_command(args, settings))
+    except (OSError, ValueError, AgileCityError) as exc:
+        print(f"agilecity: {exc}", file=sys.stderr)
+        return 1
 
 
-def serve(settings: Settings) -> int:
-    """Run the HTTP server until interrupted."""
+async def _store_command(args: argparse.Namespace, settings: Settings) -> int:
+    from agilecity.app import open_store
+    from agilecity.transfer import export_city, import_city
+
+    store = open_store(settings)
+    await store.open()  # applies pending migrations: all that "db upgrade" has to do
+    try:
+        if args.command == "db":
+            print(f"store {settings.db}: schema up to date")
+        elif args.command == "export":
+            with _binary(args.file, "wb") as out:
+                summary = await export_city(store, out)
+            print(f"exported {summary.counts}", file=sys.stderr)
+        elif args.command == "import":
+            with _binary(args.file, "rb") as source:
+                summary = await import_city(store, source)
+            print(
+                f"imported {summary.counts}; {len(summary.checksums)} entity checksums verified",
+                file=sys.stderr,
+            )
+    finally:
+        await store.close()
+    return 0
+
+
+def _binary(path: Path, mode: str) -> Any:
+    if str(path) == "-":
+        stream = sys.stdout.buffer if "w" in mode else sys.stdin.buffer
+        return _Unclosed(stream)
+    return path.open(mode)
+
+
+class _Unclosed:
+    """stdin/stdout as a context manager that does not close them."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def __enter__(self) -> Any:
+        return self.stream
+
+    def __exit__(self, *exc: object) -> None:
+        self.stream.flush()
+
+
+def serve(settings: Settings, workers: int = 1) -> int:
+    """Run the HTTP server until interrupted (several worker processes on PostgreSQL)."""
     import uvicorn
 
     from agilecity.app import build_app
+
+    if workers > 1 and settings.db.startswith("sqlite:"):
+        print(
+            "agilecity: --workers needs PostgreSQL; SQLite has one writer process",
+            file=sys.stderr,
+        )
+        return 2
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -75,6 +150,20 @@ def serve(settings: Settings) -> int:
         f"AgileCity {__version__}: NGSI-LD API on http://{settings.host}:{settings.port}/ngsi-ld/v1"
     )
     print(f"store: {settings.db}")
+    if workers > 1:
+        # Each worker process builds its own app from the same settings (passed as env).
+        for name in Settings.help_texts():
+            os.environ[Settings.env_name(name)] = str(getattr(settings, name))
+        uvicorn.run(
+            "agilecity.app:create_app",
+            factory=True,
+            workers=workers,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=False,
+        )
+        return 0
     uvicorn.run(
         build_app(settings),
         host=settings.host,

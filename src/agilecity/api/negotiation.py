@@ -61,19 +61,24 @@ def link_context(request: Request) -> list[ContextSource] | None:
     raise BadRequestDataError(f'the Link header has no rel="{CONTEXT_REL}" link')
 
 
-def json_depth(data: Any) -> int:
-    """The nesting depth of a parsed JSON value (iterative: safe on hostile input)."""
-    deepest = 0
+def check_json(data: Any, max_depth: int) -> None:
+    """Refuse nesting beyond max_depth and NUL characters (no store keeps them alike).
+
+    Iterative, so hostile input cannot exhaust the stack.
+    """
     stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
         value, depth = stack.pop()
-        if isinstance(value, dict):
-            deepest = max(deepest, depth)
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            deepest = max(deepest, depth)
-            stack.extend((v, depth + 1) for v in value)
-    return deepest
+        if isinstance(value, dict | list):
+            if depth > max_depth:
+                raise BadRequestDataError(f"the body nests deeper than {max_depth} levels")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str) and "\x00" in key:
+                    raise BadRequestDataError("names must not contain the NUL character")
+                stack.append((item, depth + 1))
+        elif isinstance(value, str) and "\x00" in value:
+            raise BadRequestDataError("strings must not contain the NUL character")
 
 
 async def read_body(
@@ -112,8 +117,7 @@ async def read_body(
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequestError(f"the body is not valid JSON: {exc}") from exc
-    if json_depth(data) > max_depth:
-        raise BadRequestDataError(f"the body nests deeper than {max_depth} levels")
+    check_json(data, max_depth)
     context: list[ContextSource] | None
     if context_document:
         context = None

@@ -498,6 +498,10 @@ class Broker:
 
     def build_query(self, params: QueryParams, terms: TermMap) -> EntityQuery:
         """Parse and expand query parameters into a store query (validating them all)."""
+        texts = [params.id_pattern, params.type, params.q, params.scope_q, params.georel,
+                 params.geometry, params.geoproperty, *params.ids, *params.attrs]  # fmt: skip
+        if any(isinstance(t, str) and "\x00" in t for t in texts):
+            raise BadRequestDataError("query parameters must not contain the NUL character")
         limit = self.limits.default_page_size if params.limit is None else params.limit
         if limit < 0 or params.offset < 0:
             raise BadRequestDataError("limit and offset must not be negative")

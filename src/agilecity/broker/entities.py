@@ -51,8 +51,8 @@ RESERVED_ENTITY_MEMBERS = ("id", "type", "scope", "@context", "createdAt", "modi
 GEOJSON_TYPES = frozenset(
     {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
 )
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+$")
-_NAME = re.compile(r"^[^\s<>\"'=;()\\\[\]{}&?]+$")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s\x00-\x1f\x7f<>\"{}|\\^`]+$")
+_NAME = re.compile(r"^[^\s\x00-\x1f\x7f<>\"'=;()\\\[\]{}&?]+$")
 _SCOPE = re.compile(r"^(/[A-Za-z0-9_\-]+)+$")
 MAX_NAME_LENGTH = 256
 

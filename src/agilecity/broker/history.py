@@ -233,7 +233,11 @@ class History:
                 created.append(True)
                 return {"id": target, "type": types, "createdAt": now, "modifiedAt": now,
                         "attrs": latest}  # fmt: skip
-            doc, _ = append_attributes(old, latest, now, overwrite=True)
+            newer = {
+                iri: kept for iri, items in latest.items()
+                if (kept := [i for i in items if _is_newer(i, old["attrs"].get(iri, []))])
+            }  # fmt: skip
+            doc, _ = append_attributes(old, newer, now, overwrite=True)
             return doc
 
         def history(before: Doc | None, after: Doc | None) -> list[Any]:
@@ -289,6 +293,14 @@ class History:
 
 def _no_history(before: Doc | None, after: Doc | None) -> list[Any]:
     return []
+
+
+def _is_newer(instance: Instance, current: list[Instance]) -> bool:
+    """True unless the current instance of the same dataset was observed later."""
+    for existing in current:
+        if existing.get("datasetId") == instance.get("datasetId"):
+            return bool(instance.get("observedAt", "") >= existing.get("observedAt", ""))
+    return True
 
 
 def _latest_per_dataset(instances: list[Instance]) -> list[Instance]:

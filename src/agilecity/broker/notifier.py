@@ -108,6 +108,8 @@ class Notifier:
         self._dirty: set[tuple[str, str]] = set()
         self._client: httpx.AsyncClient | None = None
         self._mqtt: dict[str, Any] = {}
+        self._stopping = False
+        self._version = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -121,6 +123,7 @@ class Notifier:
 
     async def stop(self) -> None:
         """Stop every task, persist status counters, close connections."""
+        self._stopping = True
         tasks = [
             *self._tasks,
             *self._periodic.values(),
@@ -145,7 +148,7 @@ class Notifier:
     # -- the registry ------------------------------------------------------------------
 
     def put(self, sub: CompiledSubscription, callback: Callback | None = None) -> None:
-        """Add or replace a subscription (keeping its live status counters)."""
+        """Add or replace a subscription (keeping its status not yet saved)."""
         key = (sub.tenant, sub.id)
         previous = self.subscriptions.get(key)
         if previous is not None:
@@ -179,9 +182,14 @@ class Notifier:
     # -- matching ----------------------------------------------------------------------
 
     async def _dispatch_forever(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.policy.poll_interval)
+        while not self._stopping:
+            # asyncio.timeout, unlike wait_for on 3.11, never turns a cancellation into a
+            # timeout, so stop() cannot be swallowed here.
+            try:
+                async with asyncio.timeout(self.policy.poll_interval):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
             self._wake.clear()
             try:
                 await self.dispatch_pending()
@@ -191,6 +199,11 @@ class Notifier:
 
     async def dispatch_pending(self) -> None:
         """Claim every pending change, match it, hand notifications to the endpoints."""
+        version = await self.store.subscription_version()
+        if version != self._version:
+            # Another process created, changed or deleted a subscription.
+            self._version = version
+            await self.broker.subscriptions.reload()
         while True:
             changes = await self.store.claim_changes(500)
             if not changes:
@@ -370,14 +383,17 @@ class Notifier:
                 log.exception("could not save subscription status")
 
     async def _flush(self) -> None:
+        # Status members are added to the stored subscription as deltas, so that several
+        # processes delivering for the same subscription never overwrite each other.
         dirty, self._dirty = self._dirty, set()
         for key in dirty:
             sub = self.subscriptions.get(key)
-            if sub is None or key in self.callbacks:
+            if sub is None or key in self.callbacks or not sub.status:
                 continue
-            doc = {**sub.doc, "notification": {**sub.doc["notification"], **sub.status}}
-            sub.doc = doc
-            await self.store.put_subscription(sub.tenant, doc, create=False)
+            pending, sub.status = sub.status, {}
+            counters = {k: v for k, v in pending.items() if isinstance(v, int)}
+            stamps = {k: v for k, v in pending.items() if isinstance(v, str)}
+            await self.store.update_subscription_status(sub.tenant, sub.id, counters, stamps)
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait until every queued notification was delivered (tests, shutdown)."""
@@ -386,4 +402,5 @@ class Notifier:
         for endpoint in list(self._endpoints.values()):
             remaining = max(deadline - time.monotonic(), 0.01)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(endpoint.queue.join(), remaining)
+                async with asyncio.timeout(remaining):
+                    await endpoint.queue.join()

@@ -6,6 +6,7 @@ in-process Python callbacks (``subscribe``) live in memory and are matched the s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ from agilecity.errors import BadRequestDataError, ResourceNotFoundError, TooMany
 if TYPE_CHECKING:
     from agilecity.broker.broker import Broker
 
+log = logging.getLogger("agilecity.subscriptions")
 READ_ONLY = ("status", "createdAt", "modifiedAt")
 
 
@@ -37,12 +39,28 @@ class Subscriptions:
 
     async def load(self) -> None:
         """Compile every stored subscription into the notifier (at start)."""
+        self.broker.notifier._version = await self.broker.store.subscription_version()
+        await self.reload()
+
+    async def reload(self) -> None:
+        """Make the notifier's registry match the stored subscriptions (all processes)."""
+        notifier = self.broker.notifier
+        stored: set[tuple[str, str]] = set()
         for doc in await self.broker.store.list_subscriptions(None):
             tenant = doc.pop("_tenant")
+            stored.add((tenant, doc["id"]))
             terms = await self.broker.contexts.term_map(doc.get("jsonldContext"))
-            sub = compile_subscription(tenant, doc, terms)
-            sub.status = {k: v for k, v in doc["notification"].items() if k in STATUS_MEMBERS}
-            self.broker.notifier.put(sub)
+            try:
+                sub = compile_subscription(tenant, doc, terms)
+            except BadRequestDataError:
+                log.exception("stored subscription %s no longer compiles", doc["id"])
+                continue
+            current = notifier.subscriptions.get((tenant, sub.id))
+            if current is None or _definition(current.doc) != _definition(sub.doc):
+                notifier.put(sub)
+        for key in list(notifier.subscriptions):
+            if key not in stored and key not in notifier.callbacks:
+                notifier.remove(*key)
 
     async def _compile(
         self, tenant: str, payload: dict[str, Any], context: list[ContextSource] | None
@@ -95,21 +113,27 @@ class Subscriptions:
         self.broker.notifier.put(sub, callback)
         return lambda: self.broker.notifier.remove(tenant, sub.id)
 
-    def render(self, sub: CompiledSubscription) -> dict[str, Any]:
-        """The subscription as the API shows it, with live status members."""
-        doc = {k: v for k, v in sub.doc.items() if k != "jsonldContext"}
+    def render(self, doc: dict[str, Any], sub: CompiledSubscription) -> dict[str, Any]:
+        """A stored subscription as the API shows it, with the status not yet saved added."""
+        body = {k: v for k, v in doc.items() if k != "jsonldContext"}
         now = now_iso()
         if not sub.active:
-            doc["status"] = "paused"
+            body["status"] = "paused"
         elif sub.expires_at is not None and sub.expires_at <= now:
-            doc["status"] = "expired"
+            body["status"] = "expired"
         else:
-            doc["status"] = "active"
-        doc["isActive"] = sub.active
-        notification = {k: v for k, v in doc["notification"].items() if k not in STATUS_MEMBERS}
-        notification.update({"timesSent": 0, "timesFailed": 0, **sub.status})
-        doc["notification"] = notification
-        return doc
+            body["status"] = "active"
+        body["isActive"] = sub.active
+        notification = dict(body["notification"])
+        for member in ("timesSent", "timesFailed"):
+            notification.setdefault(member, 0)
+        for member, value in sub.status.items():
+            if isinstance(value, int):
+                notification[member] = notification.get(member, 0) + value
+            else:
+                notification[member] = value
+        body["notification"] = notification
+        return body
 
     def _find(self, tenant: str, subscription_id: str) -> CompiledSubscription:
         sub = self.broker.notifier.subscriptions.get((tenant, subscription_id))
@@ -117,10 +141,19 @@ class Subscriptions:
             raise ResourceNotFoundError(f"subscription {subscription_id} does not exist")
         return sub
 
+    async def _stored(self, tenant: str, subscription_id: str) -> tuple[Any, CompiledSubscription]:
+        await self.broker._readable(tenant)
+        doc = await self.broker.store.get_subscription(tenant, subscription_id)
+        if doc is None:
+            raise ResourceNotFoundError(f"subscription {subscription_id} does not exist")
+        if (tenant, subscription_id) not in self.broker.notifier.subscriptions:
+            await self.reload()  # created by another process a moment ago
+        return doc, self._find(tenant, subscription_id)
+
     async def retrieve(self, tenant: str, subscription_id: str) -> dict[str, Any]:
         """GET /subscriptions/{id}."""
-        await self.broker._readable(tenant)
-        return self.render(self._find(tenant, subscription_id))
+        doc, sub = await self._stored(tenant, subscription_id)
+        return self.render(doc, sub)
 
     async def list_page(self, tenant: str, limit: int | None, offset: int) -> tuple[list[Any], int]:
         """GET /subscriptions: a page in creation order, and the total."""
@@ -130,11 +163,17 @@ class Subscriptions:
             raise TooManyResultsError(f"limit exceeds {self.broker.limits.max_page_size}")
         if limit < 0 or offset < 0:
             raise BadRequestDataError("limit and offset must not be negative")
-        subs = [
-            s for k, s in self.broker.notifier.subscriptions.items()
-            if k[0] == tenant and k not in self.broker.notifier.callbacks
-        ]  # fmt: skip
-        return [self.render(s) for s in subs[offset : offset + limit]], len(subs)
+        docs = await self.broker.store.list_subscriptions(tenant)
+        registry = self.broker.notifier.subscriptions
+        if any((tenant, d["id"]) not in registry for d in docs):
+            await self.reload()
+        page = []
+        for doc in docs[offset : offset + limit]:
+            doc.pop("_tenant", None)
+            sub = registry.get((tenant, doc["id"]))
+            if sub is not None:
+                page.append(self.render(doc, sub))
+        return page, len(docs)
 
     async def update(
         self, tenant: str, subscription_id: str, payload: object,
@@ -143,10 +182,10 @@ class Subscriptions:
         """PATCH /subscriptions/{id}: merge the given members (null removes one)."""
         if not isinstance(payload, dict):
             raise BadRequestDataError("the update must be a JSON object")
-        current = self._find(tenant, subscription_id)
+        stored, current = await self._stored(tenant, subscription_id)
         if payload.get("id", subscription_id) != subscription_id:
             raise BadRequestDataError("the subscription id cannot change")
-        merged = dict(current.doc)
+        merged = dict(stored)
         for key, value in payload.items():
             if key == "notification" and isinstance(value, dict):
                 merged["notification"] = {**merged["notification"], **value}
@@ -161,6 +200,12 @@ class Subscriptions:
 
     async def delete(self, tenant: str, subscription_id: str) -> None:
         """DELETE /subscriptions/{id}."""
-        self._find(tenant, subscription_id)
+        await self._stored(tenant, subscription_id)
         await self.broker.store.delete_subscription(tenant, subscription_id)
         self.broker.notifier.remove(tenant, subscription_id)
+
+
+def _definition(doc: dict[str, Any]) -> dict[str, Any]:
+    """A subscription document without its status members (what defines its matching)."""
+    notification = {k: v for k, v in doc["notification"].items() if k not in STATUS_MEMBERS}
+    return {**doc, "notification": notification}

@@ -43,6 +43,14 @@ class HistoryRecord:
         return str(self.instance.get("datasetId") or "")
 
 
+def numeric_value(instance: Instance) -> float | None:
+    """The number an instance holds (for aggregation), None for anything else."""
+    value = instance.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
 def new_instance_id() -> str:
     """A fresh NGSI-LD instanceId."""
     return f"urn:ngsi-ld:Instance:{uuid.uuid4().hex}"
@@ -134,10 +142,14 @@ def periods(start: str, end: str, duration: Duration) -> list[tuple[str, str]]:
     """Consecutive [start, end) periods of the duration covering [start, end)."""
     if duration.is_zero:
         return [(start, end)]
-    begin, stop = parse_datetime(start), parse_datetime(end)
+    origin, stop = parse_datetime(start), parse_datetime(end)
     found: list[tuple[str, str]] = []
+    begin, k = origin, 0
     while begin < stop:
-        following = _add(begin, duration)
+        # Each boundary is origin + k durations, so month ends do not drift (Jan 31, Feb 29,
+        # Mar 31, ...) the way repeatedly adding one clamped month would.
+        k += 1
+        following = _add(origin, Duration(duration.months * k, duration.seconds * k))
         found.append((format_datetime(begin), format_datetime(following)))
         if len(found) > MAX_PERIODS:
             raise BadRequestDataError(
@@ -213,6 +225,7 @@ class Aggregate:
     minimum: float | None
     maximum: float | None
     sum_squares: float | None
+    squared_deviations: float | None = None  # sum of (x - mean)^2, computed in two passes
 
     def value(self, method: str) -> float | int | None:
         """The value of one aggregation method (stddev is the population deviation)."""
@@ -235,6 +248,8 @@ class Aggregate:
             return self.minimum
         if method == "max":
             return self.maximum
+        if self.squared_deviations is not None:
+            return float((self.squared_deviations / numbers) ** 0.5)
         mean = self.total / numbers
         variance = max(self.sum_squares / numbers - mean * mean, 0.0)
         return float(variance**0.5)

@@ -250,6 +250,14 @@ class Store(ABC):
         """
 
     @abstractmethod
+    async def dump_history(self, tenant: str, after: int, limit: int) -> list[dict[str, Any]]:
+        """Raw history rows after a position, in order, for export (``position`` key)."""
+
+    @abstractmethod
+    async def load_history(self, tenant: str, rows: list[dict[str, Any]]) -> None:
+        """Insert exported history rows as they were (import)."""
+
+    @abstractmethod
     async def purge_history(self, tenant: str, older_than: str) -> int:
         """Delete history modified before a time (retention); returns rows deleted."""
 
@@ -258,6 +266,12 @@ class Store(ABC):
     @abstractmethod
     async def put_subscription(self, tenant: str, doc: Doc, *, create: bool) -> None:
         """Store a subscription document (AlreadyExists when create and the id is taken)."""
+
+    @abstractmethod
+    async def update_subscription_status(
+        self, tenant: str, subscription_id: str, counters: dict[str, int], stamps: dict[str, str]
+    ) -> None:
+        """Add counters to, and set stamps on, a subscription's notification status."""
 
     @abstractmethod
     async def get_subscription(self, tenant: str, subscription_id: str) -> Doc | None:
@@ -274,6 +288,10 @@ class Store(ABC):
     @abstractmethod
     def capture_changes(self, tenant: str, enabled: bool) -> None:
         """Record changes of a tenant for in-process subscribers (besides stored ones)."""
+
+    @abstractmethod
+    async def subscription_version(self) -> int:
+        """A counter bumped by every subscription change (processes reload on change)."""
 
     @abstractmethod
     async def claim_changes(self, limit: int) -> list[Change]:

@@ -1,9 +1,9 @@
-"""Entity queries compiled to SQL; JSON access and geo predicates are dialect hooks.
+"""Entity queries compiled to SQL: shared logic, with JSON access and geo as dialect hooks.
 
 The compiler walks the query AST (``broker/query.py``) and emits a WHERE clause over the
-``entities e`` table with every user value as a bound parameter. JSON paths are bound
-parameters too: attribute IRIs are validated by the broker to contain no quote or
-backslash, and compound member names are quoted here.
+``entities e`` table with every user value as a bound parameter (``?``; the PostgreSQL
+store turns them into ``%s``). JSON paths are bound parameters too: attribute IRIs are
+validated by the broker to contain no quote or backslash, and member names are quoted.
 """
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ from agilecity.broker.query import (
 from agilecity.store.base import EntityQuery, EntitySelector
 
 NGSI_LD = "https://uri.etsi.org/ngsi-ld/"
+#: The time column for each NGSI-LD time property (a whitelist: never user text in SQL).
+TIME_COLUMNS = {
+    "observedAt": "observed_at",
+    "createdAt": "created_at",
+    "modifiedAt": "modified_at",
+}
 _NUMBER_TYPES = "('integer','real')"
 
 
@@ -36,16 +42,79 @@ def json_key(name: str) -> str:
 
 
 def attribute_path(iri: str) -> str:
-    """The JSON path of an attribute's instance array in a stored document."""
+    """The SQLite JSON path of an attribute's instance array in a stored document."""
     return "$.attrs" + json_key(iri)
 
 
-class SQLiteQueryCompiler:
-    """Compile an EntityQuery into a WHERE clause and parameters for SQLite."""
+def value_steps(path: AttrPath) -> list[str]:
+    """The keys leading, inside an instance, to the value a query term compares."""
+    steps: list[str] = []
+    for index, sub in enumerate(path.sub_attrs):
+        if index == len(path.sub_attrs) - 1 and sub in QUERYABLE_MEMBERS:
+            return [*steps, sub, *path.compound]
+        steps += ["subs", sub]
+    return [*steps, "value", *path.compound]
+
+
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching everything below a scope, with wildcards escaped."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
+
+
+class QueryCompiler:
+    """Compile an EntityQuery into a WHERE clause and parameters (dialect-independent part)."""
 
     def __init__(self, tenant: str) -> None:
         self.params: list[Any] = [tenant]
         self.clauses: list[str] = ["e.tenant = ?"]
+
+    # -- dialect hooks -----------------------------------------------------------------
+
+    def regexp(self, expression: str) -> str:
+        """SQL testing a text expression against the next parameter, a regex."""
+        raise NotImplementedError
+
+    def attr_present(self, iri: str) -> str:
+        """SQL true when the entity has the attribute (appends its parameters)."""
+        raise NotImplementedError
+
+    def instances(self, path: AttrPath, condition: str, params: list[Any]) -> str:
+        """EXISTS over the attribute's instances having the path and meeting a condition.
+
+        The condition sees ``a.value`` (the instance); its parameters follow.
+        """
+        raise NotImplementedError
+
+    def element_match(self, path: AttrPath, test: str, params: list[Any]) -> tuple[str, list[Any]]:
+        """EXISTS over the scalar, or each element of the array, at the path of ``a.value``.
+
+        A term matches a scalar value or any element of an array value (clause 4.9); a
+        JSON-LD typed value {"@type": ..., "@value": ...} is compared by its @value. The
+        test sees ``x`` (one element).
+        """
+        raise NotImplementedError
+
+    def typed_test(self, value: Value, op: str) -> tuple[str, list[Any]]:
+        """SQL comparing element ``x`` with a literal of its own JSON type."""
+        raise NotImplementedError
+
+    def text_test(self, test: str) -> str:
+        """SQL true when element ``x`` is a string and ``test`` (on its text) holds."""
+        raise NotImplementedError
+
+    def scope_sql(self, exact: bool) -> str:
+        """EXISTS over the entity's scopes equal to ? (or, not exact, equal or below)."""
+        raise NotImplementedError
+
+    def has_scope(self) -> str:
+        """SQL true when the entity has any scope."""
+        raise NotImplementedError
+
+    def geo(self, query: EntityQuery) -> str:
+        """SQL for the geo-query."""
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------
 
     def compile(self, query: EntityQuery) -> tuple[str, list[Any]]:
         """The WHERE clause (without the keyword) and its parameters."""
@@ -57,23 +126,25 @@ class SQLiteQueryCompiler:
             self.clauses.append(f"e.id IN ({marks})")
             self.params.extend(query.ids)
         if query.id_pattern is not None:
-            self.clauses.append("e.id REGEXP ?")
+            self.clauses.append(self.regexp("e.id"))
             self.params.append(query.id_pattern)
         if query.types is not None:
             self.clauses.append(self.node(query.types))
         if query.attrs_any:
-            alternatives = []
-            for iri in query.attrs_any:
-                alternatives.append("json_type(e.doc, ?) IS NOT NULL")
-                self.params.append(attribute_path(iri))
+            alternatives = [self.attr_present(iri) for iri in query.attrs_any]
             self.clauses.append("(" + " OR ".join(alternatives) + ")")
-        if query.q is not None:
-            self.clauses.append(self.node(query.q))
-        if query.scope_q is not None:
-            self.clauses.append(self.node(query.scope_q))
+        for node in (query.q, query.scope_q):
+            if node is not None:
+                self.clauses.append(self.node(node))
         if query.geo is not None:
             self.clauses.append(self.geo(query))
         return " AND ".join(self.clauses), self.params
+
+    def filter(self, q: Node | None, scope_q: Node | None) -> tuple[str, list[Any]]:
+        """Only q and scopeQ, for evaluating them on one document."""
+        self.params, self.clauses = [], []
+        clauses = [self.node(n) for n in (q, scope_q) if n is not None]
+        return " AND ".join(clauses) or "1=1", self.params
 
     def selector(self, selector: EntitySelector) -> str:
         """One entity selector: id, idPattern and type expression together."""
@@ -82,7 +153,7 @@ class SQLiteQueryCompiler:
             parts.append("e.id = ?")
             self.params.append(selector.id)
         if selector.id_pattern is not None:
-            parts.append("e.id REGEXP ?")
+            parts.append(self.regexp("e.id"))
             self.params.append(selector.id_pattern)
         if selector.types is not None:
             parts.append(self.node(selector.types))
@@ -110,99 +181,100 @@ class SQLiteQueryCompiler:
             return self.comparison(node)
         raise TypeError(f"unexpected query node {node!r}")
 
-    def value_path(self, path: AttrPath) -> str:
-        """JSON path, from an instance, of the value a term compares."""
-        steps = "$"
-        for index, sub in enumerate(path.sub_attrs):
-            last = index == len(path.sub_attrs) - 1
-            if last and sub in QUERYABLE_MEMBERS:
-                return steps + json_key(sub) + "".join(json_key(m) for m in path.compound)
-            steps += ".subs" + json_key(sub)
-        return steps + ".value" + "".join(json_key(m) for m in path.compound)
-
-    def instances(self, path: AttrPath, condition: str, params: list[Any]) -> str:
-        """EXISTS over the attribute's instances that have the path and meet a condition.
-
-        The condition sees ``a`` (the instance row of json_each); its parameters follow.
-        """
-        self.params.append(attribute_path(path.attr))
-        self.params.append(self.value_path(path))
-        self.params.extend(params)
-        return (
-            "EXISTS (SELECT 1 FROM json_each(e.doc, ?) a "
-            f"WHERE json_type(a.value, ?) IS NOT NULL AND {condition})"
-        )
-
-    def _element_match(self, vp: str, test: str, params: list[Any]) -> tuple[str, list[Any]]:
-        # json_each over a scalar yields the scalar itself, over an array its elements:
-        # so a term matches a scalar value or any element of an array value (clause 4.9).
-        # A JSON-LD typed value {"@type": "DateTime", "@value": "..."} is an object: its
-        # "@value" member is the value compared.
-        sql = (
-            "EXISTS (SELECT 1 FROM json_each(a.value, ?) x "
-            "WHERE (json_type(a.value, ?) <> 'object' OR x.key = '@value') AND " + test + ")"
-        )
-        return sql, [vp, vp, *params]
-
-    def _typed_test(self, value: Value, op: str) -> tuple[str, list[Any]]:
-        if value.kind == "number":
-            return f"x.type IN {_NUMBER_TYPES} AND x.value {op} ?", [value.value]
-        if value.kind == "boolean":
-            return f"x.type IN ('true','false') AND x.value {op} ?", [1 if value.value else 0]
-        if value.kind == "datetime":
-            # Stored date-times may use any offset or precision: compare canonical UTC forms.
-            return f"x.type = 'text' AND ac_datetime(x.value) {op} ?", [value.value]
-        return f"x.type = 'text' AND x.value {op} ?", [value.value]
-
     def comparison(self, node: Comparison) -> str:
         """``attr op value`` (also value lists and ranges)."""
-        vp = self.value_path(node.path)
         if isinstance(node.value, Range):
-            low_sql, low_params = self._typed_test(node.value.low, ">=")
-            high_sql, high_params = self._typed_test(node.value.high, "<=")
+            low_sql, low_params = self.typed_test(node.value.low, ">=")
+            high_sql, high_params = self.typed_test(node.value.high, "<=")
             test, params = f"{low_sql} AND {high_sql}", [*low_params, *high_params]
-            negate = node.op == "!="
         elif isinstance(node.value, tuple):
             parts, params = [], []
             for item in node.value:
-                sql, item_params = self._typed_test(item, "=")
+                sql, item_params = self.typed_test(item, "=")
                 parts.append(f"({sql})")
                 params.extend(item_params)
             test = "(" + " OR ".join(parts) + ")"
-            negate = node.op == "!="
         else:
             op = "=" if node.op in ("==", "!=") else node.op
-            test, params = self._typed_test(node.value, op)
-            negate = node.op == "!="
-        match, match_params = self._element_match(vp, test, params)
+            test, params = self.typed_test(node.value, op)
+        match, match_params = self.element_match(node.path, test, params)
+        negate = node.op == "!="
         return self.instances(node.path, f"NOT {match}" if negate else match, match_params)
 
     def pattern(self, node: Pattern) -> str:
         """``attr~=regex`` and ``attr!~=regex`` on text values."""
-        vp = self.value_path(node.path)
-        match, match_params = self._element_match(
-            vp, "x.type = 'text' AND x.value REGEXP ?", [node.regex]
-        )
+        test = self.text_test(self.regexp("{text}"))
+        match, match_params = self.element_match(node.path, test, [node.regex])
         condition = f"NOT {match}" if node.negated else match
         return self.instances(node.path, condition, match_params)
 
     def scope(self, node: ScopeMatch) -> str:
         """scopeQ leaf: exact scope, or the scope and all its descendants."""
         if node.descendants and node.path == "/":
-            return "json_type(e.doc, '$.scope') IS NOT NULL"
+            return self.has_scope()
         if node.descendants:
             prefix = node.path.rstrip("/")
-            like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
-            self.params.extend([prefix, like])
-            return (
-                "EXISTS (SELECT 1 FROM json_each(e.doc, '$.scope') s "
-                "WHERE s.value = ? OR s.value LIKE ? ESCAPE '\\')"
-            )
+            self.params.extend([prefix, like_prefix(prefix)])
+            return self.scope_sql(exact=False)
         self.params.append(node.path)
-        return "EXISTS (SELECT 1 FROM json_each(e.doc, '$.scope') s WHERE s.value = ?)"
+        return self.scope_sql(exact=True)
+
+
+class SQLiteQueryCompiler(QueryCompiler):
+    """SQLite: JSON1 functions, a Python REGEXP, and the R*Tree plus a shapely predicate."""
+
+    def regexp(self, expression: str) -> str:
+        return f"{expression} REGEXP ?"
+
+    def attr_present(self, iri: str) -> str:
+        self.params.append(attribute_path(iri))
+        return "json_type(e.doc, ?) IS NOT NULL"
+
+    @staticmethod
+    def _path(steps: list[str]) -> str:
+        return "$" + "".join(json_key(s) for s in steps)
+
+    def instances(self, path: AttrPath, condition: str, params: list[Any]) -> str:
+        self.params.append(attribute_path(path.attr))
+        self.params.append(self._path(value_steps(path)))
+        self.params.extend(params)
+        return (
+            "EXISTS (SELECT 1 FROM json_each(e.doc, ?) a "
+            f"WHERE json_type(a.value, ?) IS NOT NULL AND {condition})"
+        )
+
+    def element_match(self, path: AttrPath, test: str, params: list[Any]) -> tuple[str, list[Any]]:
+        # json_each over a scalar yields the scalar itself, over an array its elements, over
+        # an object its members (of which only "@value" counts).
+        vp = self._path(value_steps(path))
+        sql = (
+            "EXISTS (SELECT 1 FROM json_each(a.value, ?) x "
+            "WHERE (json_type(a.value, ?) <> 'object' OR x.key = '@value') AND " + test + ")"
+        )
+        return sql, [vp, vp, *params]
+
+    def typed_test(self, value: Value, op: str) -> tuple[str, list[Any]]:
+        if value.kind == "number":
+            return f"x.type IN {_NUMBER_TYPES} AND x.value {op} ?", [value.value]
+        if value.kind == "boolean":
+            return f"x.type IN ('true','false') AND x.value {op} ?", [1 if value.value else 0]
+        if value.kind == "datetime":
+            # Stored date-times may use any offset or precision: compare canonical UTC forms.
+            return self.text_test(f"ac_datetime({{text}}) {op} ?"), [value.value]
+        return self.text_test(f"{{text}} {op} ?"), [value.value]
+
+    def text_test(self, test: str) -> str:
+        return "x.type = 'text' AND " + test.format(text="x.value")
+
+    def scope_sql(self, exact: bool) -> str:
+        condition = "s.value = ?" if exact else "(s.value = ? OR s.value LIKE ? ESCAPE '\\')"
+        return f"EXISTS (SELECT 1 FROM json_each(e.doc, '$.scope') s WHERE {condition})"
+
+    def has_scope(self) -> str:
+        return "json_type(e.doc, '$.scope') IS NOT NULL"
 
     def geo(self, query: EntityQuery) -> str:
-        """Geo-query: an R-tree prefilter where one is sound, then the exact predicate."""
+        """An R-tree prefilter where one is sound, then the exact predicate (shapely)."""
         from agilecity.broker.geo import query_to_json, search_box
 
         assert query.geo is not None
@@ -219,3 +291,83 @@ class SQLiteQueryCompiler:
         sql += "AND ac_geo(g.geometry, ?))"
         self.params.append(query_to_json(query.geo))
         return sql
+
+
+class PostgresQueryCompiler(QueryCompiler):
+    """PostgreSQL: jsonb operators, POSIX regular expressions, PostGIS predicates."""
+
+    def regexp(self, expression: str) -> str:
+        return f"{expression} ~ ?"
+
+    def attr_present(self, iri: str) -> str:
+        self.params.append(iri)
+        return "(e.doc -> 'attrs' -> ?) IS NOT NULL"
+
+    def instances(self, path: AttrPath, condition: str, params: list[Any]) -> str:
+        self.params.append(path.attr)
+        self.params.append(value_steps(path))
+        self.params.extend(params)
+        return (
+            "EXISTS (SELECT 1 FROM jsonb_array_elements(e.doc -> 'attrs' -> ?) a(value) "
+            f"WHERE (a.value #> ?::text[]) IS NOT NULL AND {condition})"
+        )
+
+    def element_match(self, path: AttrPath, test: str, params: list[Any]) -> tuple[str, list[Any]]:
+        # ac_elements (a function of the schema) gives a scalar as a one-element array, an
+        # array as itself, a typed value {"@value": v} as [v] and other objects as [].
+        sql = (
+            "EXISTS (SELECT 1 FROM jsonb_array_elements(ac_elements(a.value #> ?::text[])) "
+            "x(value) WHERE " + test + ")"
+        )
+        return sql, [value_steps(path), *params]
+
+    def typed_test(self, value: Value, op: str) -> tuple[str, list[Any]]:
+        if value.kind == "number":
+            test = f"jsonb_typeof(x.value) = 'number' AND (x.value #>> '{{}}')::float8 {op} ?"
+            return test, [float(value.value)]
+        if value.kind == "boolean":
+            test = f"jsonb_typeof(x.value) = 'boolean' AND (x.value #>> '{{}}')::boolean {op} ?"
+            return test, [bool(value.value)]
+        if value.kind == "datetime":
+            return self.text_test(f"ac_datetime({{text}}) {op} ?"), [value.value]
+        return self.text_test(f'{{text}} COLLATE "C" {op} ?'), [value.value]
+
+    def text_test(self, test: str) -> str:
+        return "jsonb_typeof(x.value) = 'string' AND " + test.format(text="(x.value #>> '{}')")
+
+    def scope_sql(self, exact: bool) -> str:
+        condition = "s.value = ?" if exact else "(s.value = ? OR s.value LIKE ? ESCAPE '\\')"
+        return (
+            "EXISTS (SELECT 1 FROM jsonb_array_elements_text(e.doc -> 'scope') s(value) "
+            f"WHERE {condition})"
+        )
+
+    def has_scope(self) -> str:
+        return "(e.doc -> 'scope') IS NOT NULL"
+
+    def geo(self, query: EntityQuery) -> str:
+        """PostGIS predicates on the GiST-indexed geometry (geography on a sphere for near)."""
+        import orjson
+
+        geo = query.geo
+        assert geo is not None
+        self.params.append(geo.geoproperty)
+        shape = orjson.dumps(geo.geometry).decode()
+        target = "ST_SetSRID(ST_GeomFromGeoJSON(?), 4326)"
+        if geo.georel == "near":
+            parts = []
+            if geo.max_distance is not None:
+                parts.append(f"ST_DWithin(g.geom::geography, {target}::geography, ?, false)")
+                self.params.extend([shape, geo.max_distance])
+            if geo.min_distance is not None:
+                parts.append(f"NOT ST_DWithin(g.geom::geography, {target}::geography, ?, false)")
+                self.params.extend([shape, geo.min_distance])
+            condition = " AND ".join(parts)
+        else:
+            function = {
+                "within": "ST_Within", "contains": "ST_Contains", "intersects": "ST_Intersects",
+                "overlaps": "ST_Overlaps", "disjoint": "ST_Disjoint", "equals": "ST_Equals",
+            }[geo.georel]  # fmt: skip
+            condition = f"{function}(g.geom, {target})"
+            self.params.append(shape)
+        return f"e.pk IN (SELECT g.pk FROM geo_shapes g WHERE g.attr = ? AND {condition})"

@@ -25,7 +25,7 @@ import orjson
 
 from agilecity.broker.geo import bounding_box, matches_json
 from agilecity.broker.query import Node
-from agilecity.broker.temporal import Aggregate, history_records
+from agilecity.broker.temporal import Aggregate, history_records, numeric_value
 from agilecity.broker.timeutil import canonical_or_none
 from agilecity.errors import AgileCityError, AlreadyExistsError, InternalError
 from agilecity.store import sqlite_history
@@ -363,9 +363,10 @@ class SQLiteStore(Store):
                 params.append(dataset_id)
             if replacement is not None:
                 cursor = conn.execute(
-                    f"UPDATE history SET instance = ?, observed_at = ? WHERE {where}",
-                    [orjson.dumps(replacement).decode(), replacement.get("observedAt"), *params],
-                )
+                    f"UPDATE history SET instance = ?, observed_at = ?, num = ? WHERE {where}",
+                    [orjson.dumps(replacement).decode(), replacement.get("observedAt"),
+                     numeric_value(replacement), *params],
+                )  # fmt: skip
             else:
                 cursor = conn.execute(f"DELETE FROM history WHERE {where}", params)
                 if attr is None and instance_id is None:
@@ -377,6 +378,18 @@ class SQLiteStore(Store):
 
         await self._submit(_RawJob(run))
         return touched[0]
+
+    async def dump_history(self, tenant: str, after: int, limit: int) -> list[dict[str, Any]]:
+        """Raw history rows after a position."""
+        return await self._read(lambda conn: sqlite_history.dump(conn, tenant, after, limit))
+
+    async def load_history(self, tenant: str, rows: list[dict[str, Any]]) -> None:
+        """Insert exported history rows."""
+        await self._submit(_RawJob(lambda conn: sqlite_history.load(conn, tenant, rows)))
+
+    async def subscription_version(self) -> int:
+        """One process owns a SQLite file: its registry is always current."""
+        return 0
 
     async def purge_history(self, tenant: str, older_than: str) -> int:
         """Retention: delete history modified before a time."""
@@ -422,6 +435,30 @@ class SQLiteStore(Store):
         if failed:
             raise failed[0]
         self._known_tenants.add(tenant)
+
+    async def update_subscription_status(
+        self, tenant: str, subscription_id: str, counters: dict[str, int], stamps: dict[str, str]
+    ) -> None:
+        """Add counters and set stamps in the writer thread (atomic read-modify-write)."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "SELECT doc FROM subscriptions WHERE tenant = ? AND id = ?",
+                (tenant, subscription_id),
+            ).fetchone()
+            if row is None:
+                return
+            doc = orjson.loads(row[0])
+            notification = doc["notification"]
+            for key, value in counters.items():
+                notification[key] = notification.get(key, 0) + value
+            notification.update(stamps)
+            conn.execute(
+                "UPDATE subscriptions SET doc = ? WHERE tenant = ? AND id = ?",
+                (_dump(doc), tenant, subscription_id),
+            )
+
+        await self._submit(_RawJob(run))
 
     async def get_subscription(self, tenant: str, subscription_id: str) -> Doc | None:
         """One subscription document."""
@@ -501,11 +538,10 @@ class SQLiteStore(Store):
         """Evaluate q and scopeQ on one document with the query compiler's SQL."""
         if q is None and scope_q is None:
             return True
-        compiler = SQLiteQueryCompiler("")
-        clauses = [compiler.node(n) for n in (q, scope_q) if n is not None]
-        sql = "SELECT 1 FROM (SELECT ? AS doc) e WHERE " + " AND ".join(clauses)
-        params = [_dump(doc), *compiler.params[1:]]
-        return await self._read(lambda conn: conn.execute(sql, params).fetchone() is not None)
+        where, params = SQLiteQueryCompiler("").filter(q, scope_q)
+        sql = f"SELECT 1 FROM (SELECT ? AS doc) e WHERE {where}"
+        values = [_dump(doc), *params]
+        return await self._read(lambda conn: conn.execute(sql, values).fetchone() is not None)
 
     # -- writes ------------------------------------------------------------------------
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import orjson
 
-from agilecity.broker.temporal import Aggregate, HistoryRecord
+from agilecity.broker.temporal import Aggregate, HistoryRecord, numeric_value
 from agilecity.store.base import Doc, HistoryQuery, HistoryRow
+from agilecity.store.sql import TIME_COLUMNS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
@@ -25,19 +26,6 @@ CREATE TABLE IF NOT EXISTS temporal_entities (
     PRIMARY KEY (tenant, id)
 ) WITHOUT ROWID;
 """
-#: The time column for each NGSI-LD time property (a whitelist: never user text in SQL).
-TIME_COLUMNS = {
-    "observedAt": "observed_at",
-    "createdAt": "created_at",
-    "modifiedAt": "modified_at",
-}
-
-
-def _number(instance: dict[str, Any]) -> float | None:
-    value = instance.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
 
 
 def append(conn: sqlite3.Connection, tenant: str, records: list[HistoryRecord]) -> None:
@@ -53,7 +41,7 @@ def append(conn: sqlite3.Connection, tenant: str, records: list[HistoryRecord]) 
                 r.dataset_id,
                 r.instance_id,
                 orjson.dumps(r.instance).decode(),
-                _number(r.instance),
+                numeric_value(r.instance),
                 r.instance.get("observedAt"),
                 r.instance.get("createdAt"),
                 r.modified_at,
@@ -111,7 +99,8 @@ def read(conn: sqlite3.Connection, tenant: str, query: HistoryQuery) -> list[His
         sql = (
             "SELECT entity_id, attr, instance_id, instance, modified_at FROM ("
             "SELECT *, row_number() OVER (PARTITION BY entity_id, attr "
-            f"ORDER BY {order} DESC) AS rn FROM history WHERE {where}) "
+            f"ORDER BY coalesce({column}, modified_at) DESC, hid DESC) AS rn "
+            f"FROM history WHERE {where}) "
             f"WHERE rn <= ? ORDER BY entity_id, attr, {order}"
         )
         params = [*params, query.last_n]
@@ -148,14 +137,17 @@ def aggregate(
     period_params: list[Any] = []
     for index, (start, end) in enumerate(periods):
         period_params.extend([index, start, end])
+    # Two passes (deviations from the period's mean) keep stddev exact for large offsets.
     sql = (
-        f"WITH periods(idx, p_start, p_end) AS (VALUES {values}) "
-        "SELECT h.entity_id, h.attr, h.dataset_id, p.idx, count(*), "
-        "count(DISTINCT json_extract(h.instance, '$.value')), count(h.num), sum(h.num), "
-        "min(h.num), max(h.num), sum(h.num * h.num) "
+        f"WITH periods(idx, p_start, p_end) AS (VALUES {values}), "
+        "selected AS (SELECT entity_id, attr, dataset_id, p.idx AS idx, instance, num, "
+        "num - avg(num) OVER (PARTITION BY entity_id, attr, dataset_id, p.idx) AS dev "
         f"FROM history h JOIN periods p ON {column} >= p.p_start AND {column} < p.p_end "
-        f"WHERE {where} "
-        "GROUP BY h.entity_id, h.attr, h.dataset_id, p.idx"
+        f"WHERE {where}) "
+        "SELECT entity_id, attr, dataset_id, idx, count(*), "
+        "count(DISTINCT json_extract(instance, '$.value')), count(num), sum(num), "
+        "min(num), max(num), sum(num * num), sum(dev * dev) FROM selected "
+        "GROUP BY entity_id, attr, dataset_id, idx"
     )
     result: dict[tuple[str, str, str, int], Aggregate] = {}
     for row in conn.execute(sql, [*period_params, *params]):
@@ -167,5 +159,47 @@ def aggregate(
             minimum=row[8],
             maximum=row[9],
             sum_squares=row[10],
+            squared_deviations=row[11],
         )
     return result
+
+
+_DUMP_COLUMNS = (
+    "entity_id", "attr", "dataset_id", "instance_id", "instance", "observed_at", "created_at",
+    "modified_at", "deleted_at",
+)  # fmt: skip
+
+
+def dump(conn: sqlite3.Connection, tenant: str, after: int, limit: int) -> list[dict[str, Any]]:
+    """Raw rows (with the entity's types) after a position, for export."""
+    rows = conn.execute(
+        f"SELECT h.hid, {', '.join('h.' + c for c in _DUMP_COLUMNS)}, t.types FROM history h "
+        "LEFT JOIN temporal_entities t ON t.tenant = h.tenant AND t.id = h.entity_id "
+        "WHERE h.tenant = ? AND h.hid > ? ORDER BY h.hid LIMIT ?",
+        (tenant, after, limit),
+    )
+    result = []
+    for row in rows:
+        record = dict(zip(("position", *_DUMP_COLUMNS), row[:-1], strict=True))
+        record["instance"] = orjson.loads(record["instance"])
+        record["types"] = orjson.loads(row[-1]) if row[-1] else None
+        result.append(record)
+    return result
+
+
+def load(conn: sqlite3.Connection, tenant: str, rows: list[dict[str, Any]]) -> None:
+    """Insert exported rows as they were."""
+    for row in rows:
+        conn.execute(
+            "INSERT OR IGNORE INTO history (tenant, entity_id, attr, dataset_id, instance_id, "
+            "instance, num, observed_at, created_at, modified_at, deleted_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (tenant, row["entity_id"], row["attr"], row["dataset_id"], row["instance_id"],
+             orjson.dumps(row["instance"]).decode(), numeric_value(row["instance"]),
+             row["observed_at"], row["created_at"], row["modified_at"], row["deleted_at"]),
+        )  # fmt: skip
+        if row.get("types"):
+            conn.execute(
+                "INSERT OR IGNORE INTO temporal_entities VALUES (?, ?, ?, NULL)",
+                (tenant, row["entity_id"], orjson.dumps(row["types"]).decode()),
+            )
