@@ -19,6 +19,9 @@ import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from history_and_notifications import notification_latency, temporal_aggregation  # noqa: E402
+
 PY = sys.executable
 
 CREATE_LUA = """
@@ -110,6 +113,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=10)
+    parser.add_argument("--rate", type=int, default=200, help="updates/s for notification latency")
+    parser.add_argument("--db", default="", help="store URL (default: a fresh SQLite file)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -122,8 +127,14 @@ def main() -> int:
     )  # fmt: skip
     data = tempfile.mkdtemp(prefix="agilecity-bench-")
     port = free_port()
-    broker_env = {**env, "AGILECITY_PORT": str(port), "AGILECITY_LOG_LEVEL": "warning",
-                  "AGILECITY_DB": f"sqlite:///{data}/bench.sqlite"}  # fmt: skip
+    db = args.db or f"sqlite:///{data}/bench.sqlite"
+    broker_env = {
+        **env,
+        "AGILECITY_PORT": str(port),
+        "AGILECITY_LOG_LEVEL": "warning",
+        "AGILECITY_DB": db,
+        "AGILECITY_ALLOW_PRIVATE_NOTIFICATION_URLS": "true",
+    }
     broker = start([PY, "-m", "agilecity.cli", "serve"], broker_env)
     try:
         wait_ready(f"http://127.0.0.1:{bare_port}/ngsi-ld/v1/entities/x")
@@ -137,6 +148,9 @@ def main() -> int:
             ceiling = wrk(bare_port, script, args.duration, args.connections)
             measured = wrk(port, script, args.duration, args.connections)
             rows.append((name, measured, ceiling))
+        server = f"http://127.0.0.1:{port}"
+        latency = notification_latency(server, args.rate, args.duration)
+        aggregation = temporal_aggregation(server)
     finally:
         for process in (bare, broker):
             process.terminate()
@@ -150,6 +164,17 @@ def main() -> int:
             f"| {name} | {m['rate']:.0f} | {m['p50']:.2f} | {m['p95']:.2f} | {m['p99']:.2f} "
             f"| {m['errors']:.0f} | {c['rate']:.0f} | {m['rate'] / c['rate']:.0%} |"
         )
+    print(
+        f"\nnotification latency at {latency['rate']:.0f} updates/s: "
+        f"p50 {latency['p50']:.1f} ms, p99 {latency['p99']:.1f} ms "
+        f"({latency['received']:.0f}/{latency['sent']:.0f} received)"
+    )
+    print(
+        f"temporal: backfill {aggregation['readings']:.0f} readings at "
+        f"{aggregation['backfill_per_s']:.0f} readings/s; daily average over a year "
+        f"({aggregation['periods']:.0f} periods): p50 {aggregation['p50']:.1f} ms, "
+        f"p95 {aggregation['p95']:.1f} ms"
+    )
     return 0
 
 

@@ -185,7 +185,11 @@ class History:
             since = since or low
             until = until or format_datetime(parse_datetime(high) + timedelta(milliseconds=1))
         spans = periods(since, until, params.aggr_period)
-        found = await self.store.aggregate_history(tenant, query, spans)
+        duration = params.aggr_period
+        step = None if duration.months or duration.is_zero else round(duration.seconds * 1000)
+        found = await self.store.aggregate_history(
+            tenant, query, spans, step, frozenset(params.aggr_methods)
+        )
         for (entity_id, attr, dataset, index), aggregate in sorted(found.items()):
             name = terms.compact(attr)
             series = out[entity_id].setdefault(name, {})

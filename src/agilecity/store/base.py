@@ -214,9 +214,19 @@ class Store(ABC):
 
     @abstractmethod
     async def aggregate_history(
-        self, tenant: str, query: HistoryQuery, periods: list[tuple[str, str]]
+        self,
+        tenant: str,
+        query: HistoryQuery,
+        periods: list[tuple[str, str]],
+        step_ms: int | None = None,
+        methods: frozenset[str] = frozenset(),
     ) -> dict[tuple[str, str, str, int], Aggregate]:
-        """(entity, attribute, datasetId, period index) -> aggregate, computed in the DB."""
+        """(entity, attribute, datasetId, period index) -> aggregate, computed in the DB.
+
+        ``step_ms`` says the periods all last that many milliseconds (so the period of an
+        instance can be computed rather than searched); ``methods`` names the aggregation
+        methods wanted (the costly distinctCount and stddev are computed only then).
+        """
 
     @abstractmethod
     async def history_range(

@@ -413,33 +413,60 @@ class PostgresStore(Store):
         return rows[0][0], rows[0][1]
 
     async def aggregate_history(
-        self, tenant: str, query: HistoryQuery, periods: list[tuple[str, str]]
+        self,
+        tenant: str,
+        query: HistoryQuery,
+        periods: list[tuple[str, str]],
+        step_ms: int | None = None,
+        methods: frozenset[str] = frozenset(),
     ) -> dict[tuple[str, str, str, int], Aggregate]:
         """Aggregates per entity, attribute, dataset and period, computed by PostgreSQL."""
         if not query.entity_ids or not periods:
             return {}
         where, params, column = self._history_where(tenant, query)
-        # Two passes (deviations from the period's mean) keep stddev exact for large offsets.
-        sql = (
-            "WITH periods(idx, p_start, p_end) AS "
-            "(SELECT * FROM unnest(%s::int[], %s::text[], %s::text[])), "
-            "selected AS (SELECT entity_id, attr, dataset_id, p.idx AS idx, instance, num, "
-            "num - avg(num) OVER (PARTITION BY entity_id, attr, dataset_id, p.idx) AS dev "
-            f'FROM history h JOIN periods p ON {column} COLLATE "C" >= p.p_start '
-            f'AND {column} COLLATE "C" < p.p_end WHERE {where}) '
-            "SELECT entity_id, attr, dataset_id, idx, count(*), "
-            "count(DISTINCT instance -> 'value'), count(num), sum(num), min(num), max(num), "
-            "sum(num * num), sum(dev * dev) FROM selected "
-            "GROUP BY entity_id, attr, dataset_id, idx"
+        if step_ms is not None:
+            millis = "(extract(epoch FROM {}::timestamptz) * 1000)::bigint"
+            bucketed = (
+                "SELECT entity_id, attr, dataset_id, instance, num, "
+                f"({millis.format(column)} - {millis.format('%s')}) / %s AS idx "
+                f"FROM history WHERE {where} AND {column} >= %s AND {column} < %s"
+            )
+            first, last = periods[0][0], periods[-1][1]
+            bucket_params: list[Any] = [first, step_ms, *params, first, last]
+        else:
+            bucketed = (
+                "WITH periods(idx, p_start, p_end) AS "
+                "(SELECT * FROM unnest(%s::int[], %s::text[], %s::text[])) "
+                "SELECT entity_id, attr, dataset_id, instance, num, p.idx AS idx "
+                f'FROM history h JOIN periods p ON {column} COLLATE "C" >= p.p_start '
+                f'AND {column} COLLATE "C" < p.p_end WHERE {where}'
+            )
+            bucket_params = [
+                list(range(len(periods))), [p[0] for p in periods], [p[1] for p in periods],
+                *params,
+            ]  # fmt: skip
+        distinct = (
+            "count(DISTINCT instance -> 'value')"
+            if not methods or "distinctCount" in methods
+            else "NULL::bigint"
         )
-        period_params = [
-            list(range(len(periods))),
-            [p[0] for p in periods],
-            [p[1] for p in periods],
-        ]
+        if not methods or "stddev" in methods:
+            # Two passes (deviations from the period's mean) keep stddev exact.
+            source = (
+                "SELECT *, num - avg(num) OVER (PARTITION BY entity_id, attr, dataset_id, idx) "
+                f"AS dev FROM ({bucketed}) AS bucketed"
+            )
+            deviations = "sum(dev * dev)"
+        else:
+            source, deviations = bucketed, "NULL::float8"
+        sql = (
+            f"SELECT entity_id, attr, dataset_id, idx, count(*), {distinct}, count(num), "
+            f"sum(num), min(num), max(num), sum(num * num), {deviations} "
+            f"FROM ({source}) AS deviations GROUP BY entity_id, attr, dataset_id, idx"
+        )
         result = {}
-        for row in await self._fetch(sql, [*period_params, *params]):
-            result[(row[0], row[1], row[2], row[3])] = Aggregate(
+        for row in await self._fetch(sql, bucket_params):
+            result[(row[0], row[1], row[2], int(row[3]))] = Aggregate(
                 count=row[4], distinct=row[5], numeric_count=row[6], total=row[7],
                 minimum=row[8], maximum=row[9], sum_squares=row[10],
                 squared_deviations=row[11],

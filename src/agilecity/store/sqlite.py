@@ -304,10 +304,17 @@ class SQLiteStore(Store):
         return await self._read(lambda conn: sqlite_history.read(conn, tenant, query))
 
     async def aggregate_history(
-        self, tenant: str, query: HistoryQuery, periods: list[tuple[str, str]]
+        self,
+        tenant: str,
+        query: HistoryQuery,
+        periods: list[tuple[str, str]],
+        step_ms: int | None = None,
+        methods: frozenset[str] = frozenset(),
     ) -> dict[tuple[str, str, str, int], Aggregate]:
         """Aggregates per entity, attribute, dataset and period."""
-        return await self._read(lambda conn: sqlite_history.aggregate(conn, tenant, query, periods))
+        return await self._read(
+            lambda conn: sqlite_history.aggregate(conn, tenant, query, periods, step_ms, methods)
+        )
 
     async def history_range(
         self, tenant: str, query: HistoryQuery

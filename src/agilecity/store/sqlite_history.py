@@ -127,30 +127,64 @@ def time_range(
 
 
 def aggregate(
-    conn: sqlite3.Connection, tenant: str, query: HistoryQuery, periods: list[tuple[str, str]]
+    conn: sqlite3.Connection,
+    tenant: str,
+    query: HistoryQuery,
+    periods: list[tuple[str, str]],
+    step_ms: int | None = None,
+    methods: frozenset[str] = frozenset(),
 ) -> dict[tuple[str, str, str, int], Aggregate]:
-    """Aggregates per entity, attribute, dataset and period, computed by SQLite."""
+    """Aggregates per entity, attribute, dataset and period, computed by SQLite.
+
+    With ``step_ms`` (periods of a fixed length) each instance's period is computed
+    arithmetically from its time; otherwise instances are joined to the period list.
+    """
     if not query.entity_ids or not periods:
         return {}
     where, params, column = _where(tenant, query)
-    values = ",".join("(?, ?, ?)" for _ in periods)
-    period_params: list[Any] = []
-    for index, (start, end) in enumerate(periods):
-        period_params.extend([index, start, end])
-    # Two passes (deviations from the period's mean) keep stddev exact for large offsets.
+    if step_ms is not None:
+        # Canonical times end in ".fffZ": whole seconds from unixepoch, milliseconds by hand.
+        millis = f"(unixepoch({column}) * 1000 + CAST(substr({column}, 21, 3) AS INTEGER))"
+        origin = "(unixepoch(?) * 1000 + CAST(substr(?, 21, 3) AS INTEGER))"
+        bucketed = (
+            f"SELECT entity_id, attr, dataset_id, instance, num, ({millis} - {origin}) / ? AS idx "
+            f"FROM history WHERE {where} AND {column} >= ? AND {column} < ?"
+        )
+        first, last = periods[0][0], periods[-1][1]
+        bucket_params: list[Any] = [first, first, step_ms, *params, first, last]
+    else:
+        values = ",".join("(?, ?, ?)" for _ in periods)
+        bucketed = (
+            f"WITH periods(idx, p_start, p_end) AS (VALUES {values}) "
+            "SELECT entity_id, attr, dataset_id, instance, num, p.idx AS idx "
+            f"FROM history h JOIN periods p ON {column} >= p.p_start AND {column} < p.p_end "
+            f"WHERE {where}"
+        )
+        bucket_params = []
+        for index, (start, end) in enumerate(periods):
+            bucket_params.extend([index, start, end])
+        bucket_params.extend(params)
+    distinct = (
+        "count(DISTINCT json_extract(instance, '$.value'))"
+        if not methods or "distinctCount" in methods
+        else "NULL"
+    )
+    if not methods or "stddev" in methods:
+        # Two passes (deviations from the period's mean) keep stddev exact for large offsets.
+        source = (
+            "SELECT *, num - avg(num) OVER (PARTITION BY entity_id, attr, dataset_id, idx) "
+            f"AS dev FROM ({bucketed})"
+        )
+        deviations = "sum(dev * dev)"
+    else:
+        source, deviations = bucketed, "NULL"
     sql = (
-        f"WITH periods(idx, p_start, p_end) AS (VALUES {values}), "
-        "selected AS (SELECT entity_id, attr, dataset_id, p.idx AS idx, instance, num, "
-        "num - avg(num) OVER (PARTITION BY entity_id, attr, dataset_id, p.idx) AS dev "
-        f"FROM history h JOIN periods p ON {column} >= p.p_start AND {column} < p.p_end "
-        f"WHERE {where}) "
-        "SELECT entity_id, attr, dataset_id, idx, count(*), "
-        "count(DISTINCT json_extract(instance, '$.value')), count(num), sum(num), "
-        "min(num), max(num), sum(num * num), sum(dev * dev) FROM selected "
+        f"SELECT entity_id, attr, dataset_id, idx, count(*), {distinct}, count(num), sum(num), "
+        f"min(num), max(num), sum(num * num), {deviations} FROM ({source}) "
         "GROUP BY entity_id, attr, dataset_id, idx"
     )
     result: dict[tuple[str, str, str, int], Aggregate] = {}
-    for row in conn.execute(sql, [*period_params, *params]):
+    for row in conn.execute(sql, bucket_params):
         result[(row[0], row[1], row[2], row[3])] = Aggregate(
             count=row[4],
             distinct=row[5],
