@@ -72,7 +72,7 @@ class _Endpoint:
 
     async def _run(self) -> None:
         policy = self.notifier.policy
-        while True:
+        while not self.notifier._stopping:
             sub, payload = await self.queue.get()
             delay = policy.first_backoff
             while True:
@@ -108,7 +108,7 @@ class Notifier:
         self._dirty: set[tuple[str, str]] = set()
         self._client: httpx.AsyncClient | None = None
         self._mqtt: dict[str, Any] = {}
-        self._stopping = False
+        self._stopping: bool = False
         self._version = 0
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -131,9 +131,11 @@ class Notifier:
         ]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            # A send that ignores cancellation must not hold shutdown hostage.
+            _, pending = await asyncio.wait(tasks, timeout=self.policy.timeout)
+            for task in pending:
+                log.warning("task %s did not stop in time", task.get_name())
         await self._flush()
         if self._client is not None:
             await self._client.aclose()
@@ -313,8 +315,12 @@ class Notifier:
         headers = {"Content-Type": sub.accept if sub.accept != "application/geo+json"
                    else "application/json"}  # fmt: skip
         if sub.accept == "application/ld+json":
-            payload = {**payload, "@context": context_urls if len(context_urls) > 1
-                       else context_urls[0]}  # fmt: skip
+            # The subscription's own @context as given (inline objects included).
+            sources = list(sub.doc.get("jsonldContext") or [])
+            context: Any = CORE_CONTEXT_URL
+            if sources:
+                context = sources[0] if len(sources) == 1 else sources
+            payload = {**payload, "@context": context}
         else:
             headers["Link"] = (
                 f'<{context_urls[0]}>; rel="{CONTEXT_REL}"; type="application/ld+json"'

@@ -194,6 +194,8 @@ class Subscriptions:
             else:
                 merged[key] = value
         sub = await self._compile(tenant, merged, context or current.doc.get("jsonldContext"))
+        if "createdAt" in stored:
+            sub.doc["createdAt"] = stored["createdAt"]
         sub.doc["modifiedAt"] = now_iso()
         await self.broker.store.put_subscription(tenant, sub.doc, create=False)
         self.broker.notifier.put(sub)

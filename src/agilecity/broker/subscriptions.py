@@ -170,10 +170,12 @@ def _add_previous(entity: dict[str, Any], before: Doc, after: Doc, terms: TermMa
     for iri, instances in after["attrs"].items():
         old = before["attrs"].get(iri)
         name = terms.compact(iri)
-        if not old or name not in entity or not isinstance(entity[name], dict):
+        if not old or name not in entity or isinstance(entity[name], list):
             continue
         previous = old[0]
         if previous.get("value") != instances[0].get("value"):
+            if not isinstance(entity[name], dict):  # a bare concise value: give it its member
+                entity[name] = {"value": entity[name]}
             entity[name][PREVIOUS[previous["type"]]] = previous["value"]
 
 
