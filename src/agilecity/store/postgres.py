@@ -35,7 +35,7 @@ from agilecity.store.base import (
     WriteResult,
 )
 from agilecity.store.postgres_schema import MIGRATIONS
-from agilecity.store.sql import TIME_COLUMNS, PostgresQueryCompiler
+from agilecity.store.sql import PostgresQueryCompiler, history_where
 
 _MARK = re.compile(r"\?")
 CLAIM_TIMEOUT = "60 seconds"  # a claim older than this (a crashed process) is handed out again
@@ -358,29 +358,11 @@ class PostgresStore(Store):
                 (tenant, entity_id),
             )
 
-    @staticmethod
-    def _history_where(tenant: str, query: HistoryQuery) -> tuple[str, list[Any], str]:
-        column = TIME_COLUMNS[query.time_property]
-        clauses = ["tenant = %s", "deleted_at IS NULL", "entity_id = ANY(%s)"]
-        params: list[Any] = [tenant, list(query.entity_ids)]
-        if query.attrs:
-            clauses.append("attr = ANY(%s)")
-            params.append(list(query.attrs))
-        if query.since is not None or query.until is not None:
-            clauses.append(f"{column} IS NOT NULL")
-        if query.since is not None:
-            clauses.append(f"{column} >= %s")
-            params.append(query.since)
-        if query.until is not None:
-            clauses.append(f"{column} < %s")
-            params.append(query.until)
-        return " AND ".join(clauses), params, column
-
     async def read_history(self, tenant: str, query: HistoryQuery) -> list[HistoryRow]:
         """Instances in time order; with last_n only the newest n per entity and attribute."""
         if not query.entity_ids:
             return []
-        where, params, column = self._history_where(tenant, query)
+        where, params, column = _history_where(tenant, query)
         order = f'coalesce({column}, modified_at) COLLATE "C", hid'
         if query.last_n is not None:
             sql = (
@@ -404,7 +386,7 @@ class PostgresStore(Store):
         """Earliest and latest time among matching instances."""
         if not query.entity_ids:
             return None, None
-        where, params, column = self._history_where(tenant, query)
+        where, params, column = _history_where(tenant, query)
         rows = await self._fetch(
             f'SELECT min({column} COLLATE "C"), max({column} COLLATE "C") FROM history '
             f"WHERE {where}",
@@ -423,7 +405,7 @@ class PostgresStore(Store):
         """Aggregates per entity, attribute, dataset and period, computed by PostgreSQL."""
         if not query.entity_ids or not periods:
             return {}
-        where, params, column = self._history_where(tenant, query)
+        where, params, column = _history_where(tenant, query)
         if step_ms is not None:
             millis = "(extract(epoch FROM {}::timestamptz) * 1000)::bigint"
             bucketed = (
@@ -664,3 +646,8 @@ class PostgresStore(Store):
         where, params = PostgresQueryCompiler("").filter(q, scope_q)
         sql = f"SELECT 1 FROM (SELECT %s::jsonb AS doc) e WHERE {pg(where)}"
         return bool(await self._fetch(sql, [Jsonb(doc), *params]))
+
+
+def _history_where(tenant: str, query: HistoryQuery) -> tuple[str, list[Any], str]:
+    where, params, column = history_where(tenant, query)
+    return pg(where), params, column

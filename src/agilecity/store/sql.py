@@ -24,7 +24,7 @@ from agilecity.broker.query import (
     TypeName,
     Value,
 )
-from agilecity.store.base import EntityQuery, EntitySelector
+from agilecity.store.base import EntityQuery, EntitySelector, HistoryQuery
 
 NGSI_LD = "https://uri.etsi.org/ngsi-ld/"
 #: The time column for each NGSI-LD time property (a whitelist: never user text in SQL).
@@ -59,6 +59,27 @@ def value_steps(path: AttrPath) -> list[str]:
 def like_prefix(prefix: str) -> str:
     """A LIKE pattern matching everything below a scope, with wildcards escaped."""
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
+
+
+def history_where(tenant: str, query: HistoryQuery) -> tuple[str, list[Any], str]:
+    """WHERE clause, parameters and time column of a history query (``?`` placeholders)."""
+    column = TIME_COLUMNS[query.time_property]
+    clauses = ["tenant = ?", "deleted_at IS NULL"]
+    params: list[Any] = [tenant]
+    clauses.append(f"entity_id IN ({','.join('?' * len(query.entity_ids))})")
+    params.extend(query.entity_ids)
+    if query.attrs:
+        clauses.append(f"attr IN ({','.join('?' * len(query.attrs))})")
+        params.extend(query.attrs)
+    if query.since is not None or query.until is not None:
+        clauses.append(f"{column} IS NOT NULL")
+    if query.since is not None:
+        clauses.append(f"{column} >= ?")
+        params.append(query.since)
+    if query.until is not None:
+        clauses.append(f"{column} < ?")
+        params.append(query.until)
+    return " AND ".join(clauses), params, column
 
 
 class QueryCompiler:

@@ -9,7 +9,7 @@ import orjson
 
 from agilecity.broker.temporal import Aggregate, HistoryRecord, numeric_value
 from agilecity.store.base import Doc, HistoryQuery, HistoryRow
-from agilecity.store.sql import TIME_COLUMNS
+from agilecity.store.sql import history_where
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
@@ -69,31 +69,11 @@ def track_entity(
         )
 
 
-def _where(tenant: str, query: HistoryQuery) -> tuple[str, list[Any], str]:
-    column = TIME_COLUMNS[query.time_property]
-    clauses = ["tenant = ?", "deleted_at IS NULL"]
-    params: list[Any] = [tenant]
-    clauses.append(f"entity_id IN ({','.join('?' * len(query.entity_ids))})")
-    params.extend(query.entity_ids)
-    if query.attrs:
-        clauses.append(f"attr IN ({','.join('?' * len(query.attrs))})")
-        params.extend(query.attrs)
-    if query.since is not None or query.until is not None:
-        clauses.append(f"{column} IS NOT NULL")
-    if query.since is not None:
-        clauses.append(f"{column} >= ?")
-        params.append(query.since)
-    if query.until is not None:
-        clauses.append(f"{column} < ?")
-        params.append(query.until)
-    return " AND ".join(clauses), params, column
-
-
 def read(conn: sqlite3.Connection, tenant: str, query: HistoryQuery) -> list[HistoryRow]:
     """Instances in time order; with last_n only the newest n per entity and attribute."""
     if not query.entity_ids:
         return []
-    where, params, column = _where(tenant, query)
+    where, params, column = history_where(tenant, query)
     order = f"coalesce({column}, modified_at), hid"
     if query.last_n is not None:
         sql = (
@@ -120,7 +100,7 @@ def time_range(
     """min and max of the time column among matching instances."""
     if not query.entity_ids:
         return None, None
-    where, params, column = _where(tenant, query)
+    where, params, column = history_where(tenant, query)
     row = conn.execute(f"SELECT min({column}), max({column}) FROM history WHERE {where}", params)
     low, high = row.fetchone()
     return low, high
@@ -141,7 +121,7 @@ def aggregate(
     """
     if not query.entity_ids or not periods:
         return {}
-    where, params, column = _where(tenant, query)
+    where, params, column = history_where(tenant, query)
     if step_ms is not None:
         # Canonical times end in ".fffZ": whole seconds from unixepoch, milliseconds by hand.
         millis = f"(unixepoch({column}) * 1000 + CAST(substr({column}, 21, 3) AS INTEGER))"
