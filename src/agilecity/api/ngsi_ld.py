@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -443,7 +444,8 @@ class NgsiLdApi:
         """GET /jsonldContexts/{id}: the stored context document."""
         record = self.broker.contexts.find(request.path_params["id"])
         return Response(
-            _dumps({"@context": record.body.get("@context", {})}), media_type="application/ld+json"
+            orjson.dumps({"@context": record.body.get("@context", {})}),
+            media_type="application/ld+json",
         )
 
     async def delete_context(self, request: Request) -> Response:
@@ -499,9 +501,3 @@ def _selector_params(item: object) -> SelectorParams:
             raise BadRequestDataError(f"Query.entities[].{member} must be a string")
         values[member] = value
     return SelectorParams(id=values["id"], id_pattern=values["idPattern"], type=values["type"])
-
-
-def _dumps(data: Any) -> bytes:
-    import orjson
-
-    return orjson.dumps(data)

@@ -198,7 +198,8 @@ class Broker:
 
     # -- helpers -----------------------------------------------------------------------
 
-    async def _readable(self, tenant: str) -> None:
+    async def require_tenant(self, tenant: str) -> None:
+        """Raise NonexistentTenant unless the tenant exists (reads never create one)."""
         check_tenant(tenant)
         if not await self.store.tenant_exists(tenant):
             raise NonexistentTenantError(f"tenant {tenant!r} does not exist")
@@ -234,7 +235,7 @@ class Broker:
     async def retrieve_entity(self, tenant: str, entity_id: str) -> Doc:
         """The stored document of one entity."""
         check_uri(entity_id, "entity id")
-        await self._readable(tenant)
+        await self.require_tenant(tenant)
         return self._existing(await self.store.get(tenant, entity_id), entity_id)
 
     async def replace_entity(
@@ -279,7 +280,7 @@ class Broker:
     async def delete_entity(self, tenant: str, entity_id: str) -> None:
         """DELETE /entities/{id}."""
         check_uri(entity_id, "entity id")
-        await self._readable(tenant)
+        await self.require_tenant(tenant)
         await self._write_one(
             tenant, entity_id, lambda old: self._existing(old, entity_id) and None
         )
@@ -378,7 +379,7 @@ class Broker:
         if dataset_id is not None:
             check_uri(dataset_id, "datasetId")
         iri = expand_name(terms, attr)
-        await self._readable(tenant)
+        await self.require_tenant(tenant)
         now = now_iso()
         await self._write_one(
             tenant,
@@ -537,14 +538,14 @@ class Broker:
     ) -> tuple[list[Doc], int | None]:
         """GET /entities and POST /entityOperations/query: a page of documents (+ count)."""
         query = self.build_query(params, terms)
-        await self._readable(tenant)
+        await self.require_tenant(tenant)
         return await self.store.query(tenant, query)
 
     # -- discovery ---------------------------------------------------------------------
 
     async def type_summaries(self, tenant: str) -> list[TypeSummary]:
         """GET /types: every entity type in the tenant."""
-        await self._readable(tenant)
+        await self.require_tenant(tenant)
         return await self.store.type_summaries(tenant)
 
     async def type_summary(self, tenant: str, type_name: str, terms: TermMap) -> TypeSummary:
@@ -557,7 +558,7 @@ class Broker:
 
     async def attribute_summaries(self, tenant: str) -> list[AttributeSummary]:
         """GET /attributes: every attribute in the tenant."""
-        await self._readable(tenant)
+        await self.require_tenant(tenant)
         return await self.store.attribute_summaries(tenant)
 
     async def attribute_summary(self, tenant: str, attr: str, terms: TermMap) -> AttributeSummary:

@@ -19,7 +19,6 @@ import httpx
 import orjson
 
 from agilecity.broker.context import (
-    CORE_CONTEXT_URL,
     ContextSource,
     TermMap,
     build_term_map,
@@ -199,7 +198,7 @@ class ContextRegistry:
 
     async def delete(self, ref: str, reload: bool = False) -> None:
         """DELETE /jsonldContexts/{id}: remove a context, or re-fetch a cached one (reload)."""
-        if is_core_context(ref) or ref == CORE_CONTEXT_URL:
+        if is_core_context(ref):
             raise BadRequestDataError("the core context cannot be deleted")
         record = self.find(ref)
         if reload:

@@ -107,7 +107,7 @@ class History:
         """GET /temporal/entities/{id} (also for an entity deleted since)."""
         check_uri(entity_id, "entity id")
         params.validate()
-        await self.broker._readable(tenant)
+        await self.broker.require_tenant(tenant)
         types = await self.store.history_types(tenant, entity_id)
         if types is None:
             raise ResourceNotFoundError(f"no temporal entity {entity_id}")
@@ -281,7 +281,7 @@ class History:
     ) -> None:
         """DELETE a temporal entity, one of its attributes, or one instance."""
         check_uri(entity_id, "entity id")
-        await self.broker._readable(tenant)
+        await self.broker.require_tenant(tenant)
         iri = expand_name(terms, attr) if attr is not None else None
         if iri is not None and instance_id is None and dataset_id is None and not delete_all:
             dataset_id = ""  # the default instance's history only

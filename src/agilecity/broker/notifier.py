@@ -143,6 +143,10 @@ class Notifier:
             with contextlib.suppress(Exception):
                 await client.__aexit__(None, None, None)
 
+    async def sync_version(self) -> None:
+        """Note the store's subscription version (the registry is about to be loaded)."""
+        self._version = await self.store.subscription_version()
+
     def wake(self) -> None:
         """Called after a write committed: look at the outbox now."""
         self._wake.set()

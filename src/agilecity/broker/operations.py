@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
 
 from agilecity.broker.entities import Doc, Instance
 from agilecity.errors import ResourceNotFoundError
@@ -212,8 +211,3 @@ def delete_attribute(
         if not result["attrs"][iri]:
             del result["attrs"][iri]
     return _touch(result, now)
-
-
-def entity_summary(doc: Doc) -> dict[str, Any]:
-    """Attribute IRI -> kinds present, for discovery tables kept by the store."""
-    return {iri: sorted({i["type"] for i in insts}) for iri, insts in doc["attrs"].items()}

@@ -39,7 +39,7 @@ class Subscriptions:
 
     async def load(self) -> None:
         """Compile every stored subscription into the notifier (at start)."""
-        self.broker.notifier._version = await self.broker.store.subscription_version()
+        await self.broker.notifier.sync_version()
         await self.reload()
 
     async def reload(self) -> None:
@@ -142,7 +142,7 @@ class Subscriptions:
         return sub
 
     async def _stored(self, tenant: str, subscription_id: str) -> tuple[Any, CompiledSubscription]:
-        await self.broker._readable(tenant)
+        await self.broker.require_tenant(tenant)
         doc = await self.broker.store.get_subscription(tenant, subscription_id)
         if doc is None:
             raise ResourceNotFoundError(f"subscription {subscription_id} does not exist")
@@ -157,7 +157,7 @@ class Subscriptions:
 
     async def list_page(self, tenant: str, limit: int | None, offset: int) -> tuple[list[Any], int]:
         """GET /subscriptions: a page in creation order, and the total."""
-        await self.broker._readable(tenant)
+        await self.broker.require_tenant(tenant)
         limit = self.broker.limits.default_page_size if limit is None else limit
         if limit > self.broker.limits.max_page_size:
             raise TooManyResultsError(f"limit exceeds {self.broker.limits.max_page_size}")

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from agilecity.broker.entities import QUERYABLE_MEMBERS
+from agilecity.broker.geo import query_to_json, search_box
 from agilecity.broker.query import (
     And,
     AttrPath,
@@ -296,8 +299,6 @@ class SQLiteQueryCompiler(QueryCompiler):
 
     def geo(self, query: EntityQuery) -> str:
         """An R-tree prefilter where one is sound, then the exact predicate (shapely)."""
-        from agilecity.broker.geo import query_to_json, search_box
-
         assert query.geo is not None
         box = search_box(query.geo)
         self.params.append(query.geo.geoproperty)
@@ -368,8 +369,6 @@ class PostgresQueryCompiler(QueryCompiler):
 
     def geo(self, query: EntityQuery) -> str:
         """PostGIS predicates on the GiST-indexed geometry (geography on a sphere for near)."""
-        import orjson
-
         geo = query.geo
         assert geo is not None
         self.params.append(geo.geoproperty)
