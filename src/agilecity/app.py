@@ -55,6 +55,8 @@ def build_broker(settings: Settings, store: Store) -> Broker:
         default_page_size=settings.default_page_size,
         max_page_size=settings.max_page_size,
         max_batch_entities=settings.max_batch_entities,
+        max_regex_length=settings.max_regex_length,
+        max_geometry_points=settings.max_geometry_points,
     )
     delivery = DeliveryPolicy(
         queue_size=settings.notification_queue_size, timeout=settings.notification_timeout

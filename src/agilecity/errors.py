@@ -41,8 +41,12 @@ class AgileCityError(Exception):
         return NGSI_LD_ERRORS + self.error_type
 
     def problem(self) -> dict[str, object]:
-        """ProblemDetails (RFC 9457) body with the NGSI-LD error type."""
-        body: dict[str, object] = {"type": self.type_uri, "title": self.title}
+        """ProblemDetails (RFC 9457) body with the NGSI-LD error type and the HTTP status."""
+        body: dict[str, object] = {
+            "type": self.type_uri,
+            "title": self.title,
+            "status": self.status,
+        }
         if self.detail:
             body["detail"] = self.detail
         return body

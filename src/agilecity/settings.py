@@ -36,6 +36,12 @@ class Settings:
     max_body_bytes: int = _setting(8 * 1024 * 1024, "Largest request body accepted, in bytes.")
     max_batch_entities: int = _setting(1000, "Most entities in one batch operation.")
     max_json_depth: int = _setting(32, "Deepest nesting of arrays/objects accepted in a body.")
+    max_regex_length: int = _setting(
+        1000, "Longest regular expression (idPattern, q ~=) accepted, in characters."
+    )
+    max_geometry_points: int = _setting(
+        10_000, "Most coordinate positions in one geometry (GeoProperty value or geo-query)."
+    )
     context_fetch_timeout: float = _setting(5.0, "Seconds allowed to fetch a remote @context.")
     context_max_bytes: int = _setting(1024 * 1024, "Largest remote @context accepted, in bytes.")
     allow_private_context_urls: bool = _setting(
@@ -134,7 +140,7 @@ class Settings:
             raise SettingsError(f"db must be a sqlite:/// or postgresql:// URL, not {self.db!r}")
         positive = ("max_body_bytes", "max_batch_entities", "context_max_bytes", "max_json_depth",
                     "notification_queue_size")  # fmt: skip
-        for name in positive:
+        for name in (*positive, "max_regex_length", "max_geometry_points"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
         if self.log_level not in ("debug", "info", "warning", "error"):

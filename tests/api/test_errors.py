@@ -19,7 +19,7 @@ import pytest
 BASE = "/ngsi-ld/v1"
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
 CONTEXT_REL = "http://www.w3.org/ns/json-ld#context"
-PROBLEM_MEMBERS = {"type", "title", "detail", "instance"}
+PROBLEM_MEMBERS = {"type", "title", "status", "detail", "instance"}
 SENSOR = "urn:ngsi-ld:Sensor:001"
 
 ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -90,7 +90,8 @@ def assert_problem_details(response: httpx.Response, *, ngsi_ld: bool = True) ->
     assert response.headers["content-type"].split(";")[0] == media, response.headers
     body = response.json()
     assert isinstance(body, dict), body
-    assert {"type", "title"} <= set(body) <= PROBLEM_MEMBERS, body
+    assert {"type", "title", "status"} <= set(body) <= PROBLEM_MEMBERS, body
+    assert body["status"] == response.status_code, body
     assert isinstance(body["type"], str) and body["type"].startswith(ERRORS), body
     assert isinstance(body["title"], str) and body["title"], body
     assert isinstance(body.get("detail", ""), str), body

@@ -32,7 +32,7 @@ from agilecity.broker.entities import (
     parse_scope,
     parse_types,
 )
-from agilecity.broker.geo import parse_geo_query
+from agilecity.broker.geo import DEFAULT_MAX_GEOMETRY_POINTS, parse_geo_query
 from agilecity.broker.history import History
 from agilecity.broker.notifier import DeliveryPolicy, Notifier
 from agilecity.broker.query import (
@@ -40,6 +40,7 @@ from agilecity.broker.query import (
     parse_scope_q,
     parse_type_expression,
 )
+from agilecity.broker.regex import DEFAULT_MAX_REGEX_LENGTH, check_pattern
 from agilecity.broker.subscription_service import Subscriptions
 from agilecity.broker.timeutil import format_datetime, now_iso, parse_datetime
 from agilecity.errors import (
@@ -89,6 +90,8 @@ class Limits:
     default_page_size: int = 20
     max_page_size: int = 1000
     max_batch_entities: int = 1000
+    max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH
+    max_geometry_points: int = DEFAULT_MAX_GEOMETRY_POINTS
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,11 @@ class Broker:
         self.notifier.wake()
         return result
 
+    @property
+    def _points(self) -> int:
+        """The most coordinate positions a geometry of a payload or query may have."""
+        return self.limits.max_geometry_points
+
     @staticmethod
     def _existing(doc: Doc | None, entity_id: str) -> Doc:
         if doc is None:
@@ -222,7 +230,7 @@ class Broker:
 
     async def create_entity(self, tenant: str, payload: object, terms: TermMap) -> str:
         """Create one entity; AlreadyExists if its id is taken."""
-        doc = parse_entity(payload, terms, now_iso())
+        doc = parse_entity(payload, terms, now_iso(), max_points=self._points)
 
         def create(old: Doc | None) -> Doc:
             if old is not None:
@@ -246,7 +254,9 @@ class Broker:
         if isinstance(payload, dict) and payload.get("id", entity_id) != entity_id:
             raise BadRequestDataError("the payload id differs from the entity id in the path")
         now = now_iso()
-        new = parse_entity({**_as_dict(payload), "id": entity_id}, terms, now)
+        new = parse_entity(
+            {**_as_dict(payload), "id": entity_id}, terms, now, max_points=self._points
+        )
         await self._write_one(
             tenant,
             entity_id,
@@ -266,7 +276,7 @@ class Broker:
     ) -> Mutation:
         if payload.get("id", entity_id) != entity_id:
             raise BadRequestDataError("the payload id differs from the entity id")
-        attrs = parse_attributes(payload, terms, now, allow_null=True)
+        attrs = parse_attributes(payload, terms, now, allow_null=True, max_points=self._points)
         types = parse_types(terms, payload["type"]) if "type" in payload else None
         scope = parse_scope(payload["scope"]) if "scope" in payload else None
 
@@ -293,7 +303,9 @@ class Broker:
         """POST /entities/{id}/attrs."""
         check_uri(entity_id, "entity id")
         now = now_iso()
-        attrs = parse_attributes(_as_dict(payload), terms, now, allow_null=True)
+        attrs = parse_attributes(
+            _as_dict(payload), terms, now, allow_null=True, max_points=self._points
+        )
         report = ops.UpdateResult()
 
         def append(old: Doc | None) -> Doc:
@@ -312,7 +324,9 @@ class Broker:
         """PATCH /entities/{id}/attrs: only attributes that exist are updated."""
         check_uri(entity_id, "entity id")
         now = now_iso()
-        attrs = parse_attributes(_as_dict(payload), terms, now, allow_null=True)
+        attrs = parse_attributes(
+            _as_dict(payload), terms, now, allow_null=True, max_points=self._points
+        )
         report = ops.UpdateResult()
 
         def update(old: Doc | None) -> Doc:
@@ -339,7 +353,9 @@ class Broker:
         if keep_value:
             raw["value"] = 0  # placeholder principal, dropped again by the operation
             raw.pop("type", None)
-        instance = parse_instance(raw, terms, now, name=attr, allow_null=True)
+        instance = parse_instance(
+            raw, terms, now, name=attr, allow_null=True, max_points=self._points
+        )
         await self._write_one(
             tenant,
             entity_id,
@@ -355,7 +371,7 @@ class Broker:
         check_uri(entity_id, "entity id")
         iri = expand_name(terms, attr)
         now = now_iso()
-        instances = parse_attribute(payload, terms, now, name=attr)
+        instances = parse_attribute(payload, terms, now, name=attr, max_points=self._points)
         await self._write_one(
             tenant,
             entity_id,
@@ -434,7 +450,7 @@ class Broker:
         prepared: list[tuple[str, Mutation | AgileCityError]] = []
         for item in self._batch_items(payload):
             try:
-                doc = parse_entity(item, terms, now)
+                doc = parse_entity(item, terms, now, max_points=self._points)
                 prepared.append((doc["id"], _creator(doc)))
             except AgileCityError as exc:
                 prepared.append((self._entity_id(item), exc))
@@ -448,7 +464,7 @@ class Broker:
         prepared: list[tuple[str, Mutation | AgileCityError]] = []
         for item in self._batch_items(payload):
             try:
-                doc = parse_entity(item, terms, now)
+                doc = parse_entity(item, terms, now, max_points=self._points)
                 if replace:
                     prepared.append((doc["id"], _replacer(doc, now)))
                 else:
@@ -466,7 +482,9 @@ class Broker:
         for item in self._batch_items(payload):
             try:
                 entity_id = check_uri(_as_dict(item).get("id"), "entity id")
-                attrs = parse_attributes(_as_dict(item), terms, now, allow_null=True)
+                attrs = parse_attributes(
+                    _as_dict(item), terms, now, allow_null=True, max_points=self._points
+                )
                 prepared.append((entity_id, _appender(entity_id, attrs, now, overwrite)))
             except AgileCityError as exc:
                 prepared.append((self._entity_id(item), exc))
@@ -512,19 +530,24 @@ class Broker:
             )
         if limit == 0 and not params.count:
             raise BadRequestDataError("limit=0 is only allowed together with count=true")
+        max_regex = self.limits.max_regex_length
         if params.id_pattern is not None:
-            _check_regex(params.id_pattern)
+            check_pattern(params.id_pattern, "idPattern", max_regex)
         geo = parse_geo_query(
-            params.georel, params.geometry, params.coordinates, params.geoproperty
+            params.georel,
+            params.geometry,
+            params.coordinates,
+            params.geoproperty,
+            max_points=self._points,
         )
         if geo is not None:
             geo = dataclasses.replace(geo, geoproperty=expand_name(terms, geo.geoproperty))
         return EntityQuery(
-            selectors=tuple(_selector(s, terms) for s in params.selectors),
+            selectors=tuple(_selector(s, terms, max_regex) for s in params.selectors),
             ids=tuple(check_uri(i, "id") for i in params.ids),
             id_pattern=params.id_pattern,
             types=expand_query(parse_type_expression(params.type), terms) if params.type else None,
-            q=expand_query(parse_q(params.q), terms) if params.q else None,
+            q=expand_query(parse_q(params.q, max_regex), terms) if params.q else None,
             scope_q=parse_scope_q(params.scope_q) if params.scope_q else None,
             geo=geo,
             attrs_any=tuple(expand_name(terms, a) for a in params.attrs),
@@ -570,16 +593,9 @@ class Broker:
         raise ResourceNotFoundError(f"no attribute {attr!r}")
 
 
-def _check_regex(pattern: str) -> None:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise BadRequestDataError(f"idPattern is not a valid regular expression: {exc}") from exc
-
-
-def _selector(params: SelectorParams, terms: TermMap) -> EntitySelector:
+def _selector(params: SelectorParams, terms: TermMap, max_regex_length: int) -> EntitySelector:
     if params.id_pattern is not None:
-        _check_regex(params.id_pattern)
+        check_pattern(params.id_pattern, "entities[].idPattern", max_regex_length)
     types = parse_type_expression(params.type) if params.type is not None else None
     return EntitySelector(
         id=check_uri(params.id, "entities[].id") if params.id is not None else None,

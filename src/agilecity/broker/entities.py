@@ -24,7 +24,7 @@ import re
 from typing import Any
 
 from agilecity.broker.context import TermMap
-from agilecity.broker.geo import validate_geometry
+from agilecity.broker.geo import DEFAULT_MAX_GEOMETRY_POINTS, validate_geometry
 from agilecity.broker.query import And, AttrPath, Comparison, Exists, Node, Or, Pattern, TypeName
 from agilecity.broker.timeutil import canonical_datetime
 from agilecity.errors import BadRequestDataError
@@ -109,8 +109,17 @@ def parse_scope(raw: object) -> list[str]:
     return list(dict.fromkeys(scopes))
 
 
-def parse_entity(payload: object, terms: TermMap, now: str, *, require_id: bool = True) -> Doc:
-    """Validate an entity payload and return its stored document (timestamps set to now)."""
+def parse_entity(
+    payload: object,
+    terms: TermMap,
+    now: str,
+    *,
+    require_id: bool = True,
+    max_points: int = DEFAULT_MAX_GEOMETRY_POINTS,
+) -> Doc:
+    """Validate an entity payload and return its stored document (timestamps set to now).
+
+    ``max_points`` bounds the coordinate positions of each GeoProperty value."""
     if not isinstance(payload, dict):
         raise BadRequestDataError("an entity must be a JSON object")
     if require_id or "id" in payload:
@@ -126,12 +135,17 @@ def parse_entity(payload: object, terms: TermMap, now: str, *, require_id: bool 
     }
     if "scope" in payload:
         doc["scope"] = parse_scope(payload["scope"])
-    doc["attrs"] = parse_attributes(payload, terms, now)
+    doc["attrs"] = parse_attributes(payload, terms, now, max_points=max_points)
     return doc
 
 
 def parse_attributes(
-    payload: dict[str, Any], terms: TermMap, now: str, *, allow_null: bool = False
+    payload: dict[str, Any],
+    terms: TermMap,
+    now: str,
+    *,
+    allow_null: bool = False,
+    max_points: int = DEFAULT_MAX_GEOMETRY_POINTS,
 ) -> dict[str, list[Instance]]:
     """Every attribute of a payload (skipping id/type/scope/@context) as stored instances.
 
@@ -146,16 +160,25 @@ def parse_attributes(
         if allow_null and _is_null(raw):
             attrs[iri] = []
             continue
-        attrs[iri] = parse_attribute(raw, terms, now, name=name, allow_null=allow_null)
+        attrs[iri] = parse_attribute(
+            raw, terms, now, name=name, allow_null=allow_null, max_points=max_points
+        )
     return attrs
 
 
 def parse_attribute(
-    raw: object, terms: TermMap, now: str, *, name: str, allow_null: bool = False
+    raw: object,
+    terms: TermMap,
+    now: str,
+    *,
+    name: str,
+    allow_null: bool = False,
+    max_points: int = DEFAULT_MAX_GEOMETRY_POINTS,
 ) -> list[Instance]:
     """One attribute value (an instance or a list of instances with distinct datasetIds)."""
+    options: dict[str, Any] = {"name": name, "allow_null": allow_null, "max_points": max_points}
     if isinstance(raw, list) and raw and all(_is_instance_object(item) for item in raw):
-        instances = [parse_instance(i, terms, now, name=name, allow_null=allow_null) for i in raw]
+        instances = [parse_instance(i, terms, now, **options) for i in raw]
         seen: set[str | None] = set()
         for inst in instances:
             dataset = inst.get("datasetId")
@@ -164,7 +187,7 @@ def parse_attribute(
                 raise BadRequestDataError(f"attribute {name!r} has the {which} twice")
             seen.add(dataset)
         return instances
-    return [parse_instance(raw, terms, now, name=name, allow_null=allow_null)]
+    return [parse_instance(raw, terms, now, **options)]
 
 
 def _is_instance_object(item: object) -> bool:
@@ -187,7 +210,13 @@ def _is_geometry(value: object) -> bool:
 
 
 def parse_instance(
-    raw: object, terms: TermMap, now: str, *, name: str, allow_null: bool = False
+    raw: object,
+    terms: TermMap,
+    now: str,
+    *,
+    name: str,
+    allow_null: bool = False,
+    max_points: int = DEFAULT_MAX_GEOMETRY_POINTS,
 ) -> Instance:
     """One attribute instance in normalized or concise form.
 
@@ -199,7 +228,7 @@ def parse_instance(
     if not isinstance(raw, dict):
         return {"type": "Property", "value": raw, "createdAt": now, "modifiedAt": now}
     if _is_geometry(raw):
-        return _finish("GeoProperty", raw, {}, terms, now, name, allow_null)
+        return _finish("GeoProperty", raw, {}, terms, now, name, allow_null, max_points)
     kind = raw.get("type")
     if kind is None:
         kind = _infer_kind(raw)
@@ -211,7 +240,7 @@ def parse_instance(
     member = PRINCIPAL[kind]
     if member not in raw:
         raise BadRequestDataError(f"attribute {name!r} of type {kind} needs a {member!r} member")
-    return _finish(kind, raw[member], raw, terms, now, name, allow_null)
+    return _finish(kind, raw[member], raw, terms, now, name, allow_null, max_points)
 
 
 def _infer_kind(raw: dict[str, Any]) -> str | None:
@@ -231,8 +260,9 @@ def _finish(
     now: str,
     name: str,
     allow_null: bool,
+    max_points: int,
 ) -> Instance:
-    inst: Instance = {"type": kind, "value": _principal(kind, principal, terms, name)}
+    inst: Instance = {"type": kind, "value": _principal(kind, principal, terms, name, max_points)}
     for member in META_MEMBERS:
         if allow_null and member in raw and raw[member] in (None, NULL):
             inst[member] = None
@@ -261,14 +291,14 @@ def _finish(
             subs[sub_iri] = None
             continue
         subs[sub_iri] = parse_instance(
-            value, terms, now, name=f"{name}.{key}", allow_null=allow_null
+            value, terms, now, name=f"{name}.{key}", allow_null=allow_null, max_points=max_points
         )
     if subs:
         inst["subs"] = subs
     return inst
 
 
-def _principal(kind: str, value: object, terms: TermMap, name: str) -> object:
+def _principal(kind: str, value: object, terms: TermMap, name: str, max_points: int) -> object:
     if value is None or value == NULL:
         raise BadRequestDataError(f"attribute {name!r} has a null value")
     if kind == "Relationship":
@@ -286,7 +316,7 @@ def _principal(kind: str, value: object, terms: TermMap, name: str) -> object:
         if isinstance(value, str):
             raise BadRequestDataError(f"{name}: GeoProperty values must be GeoJSON geometries")
         try:
-            return validate_geometry(value)
+            return validate_geometry(value, max_coordinates=max_points)
         except BadRequestDataError as exc:
             raise BadRequestDataError(f"attribute {name!r}: {exc.detail}") from exc
     if kind == "LanguageProperty":

@@ -45,6 +45,8 @@ _NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _NAME_BAD = re.compile(r"[\s\x00-\x1f\x7f\"'<>;=]")
 
 Position = list[int | float]
+DEFAULT_MAX_GEOMETRY_POINTS = 10_000  # the max_geometry_points setting's default
+_UNLIMITED = 2**62  # re-reading a geometry that was checked on the way in
 
 
 _bad = BadRequestDataError
@@ -67,7 +69,9 @@ class _Budget:
     def take(self) -> None:
         self.left -= 1
         if self.left < 0:
-            raise _bad(f"geometry has more than {self.limit} positions")
+            raise _bad(
+                f"geometry has more than {self.limit} positions (the most accepted per geometry)"
+            )
 
 
 def _number(value: object, where: str) -> int | float:
@@ -115,8 +119,13 @@ def _polygon(value: object, where: str, budget: _Budget) -> list[list[Position]]
     return rings
 
 
-def validate_geometry(obj: object, *, max_coordinates: int = 100_000) -> dict[str, Any]:
-    """Check a GeoJSON geometry and return it normalised to {"type", "coordinates"}."""
+def validate_geometry(
+    obj: object, *, max_coordinates: int = DEFAULT_MAX_GEOMETRY_POINTS
+) -> dict[str, Any]:
+    """Check a GeoJSON geometry and return it normalised to {"type", "coordinates"}.
+
+    Positions are counted as they are read, so an oversized geometry is refused before any
+    geometric work."""
     if not isinstance(obj, Mapping):
         raise _bad("a GeoJSON geometry must be a JSON object")
     kind = obj.get("type")
@@ -350,6 +359,8 @@ def parse_geo_query(
     geometry: str | None,
     coordinates: str | object | None,
     geoproperty: str | None,
+    *,
+    max_points: int = DEFAULT_MAX_GEOMETRY_POINTS,
 ) -> GeoQuery | None:
     """Parse the georel/geometry/coordinates/geoproperty parameters (None if no geo-query)."""
     given = {"georel": georel, "geometry": geometry, "coordinates": coordinates}
@@ -375,7 +386,9 @@ def parse_geo_query(
     if not isinstance(coords, list | tuple):
         raise _bad("coordinates must be a JSON array, such as [8.68,49.39]")
     try:
-        shape = validate_geometry({"type": geometry, "coordinates": coords})
+        shape = validate_geometry(
+            {"type": geometry, "coordinates": coords}, max_coordinates=max_points
+        )
     except BadRequestDataError as exc:
         raise _bad(f"geo-query geometry: {exc.detail}") from None
     prop = "location" if geoproperty is None else _check_geoproperty(geoproperty)
@@ -414,7 +427,7 @@ def query_from_json(text: str | bytes) -> GeoQuery:
         raise _bad("georel near needs maxDistance and/or minDistance")
     if data["georel"] != "near" and (high is not None or low is not None):
         raise _bad("distances are only allowed with georel near")
-    geometry = validate_geometry(data.get("geometry"))
+    geometry = validate_geometry(data.get("geometry"), max_coordinates=_UNLIMITED)
     prop = _check_geoproperty(data.get("geoproperty", "location"))
     return GeoQuery(data["georel"], geometry, high, low, prop)
 

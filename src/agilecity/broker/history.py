@@ -206,12 +206,13 @@ class History:
         self, payload: dict[str, Any], terms: TermMap, now: str
     ) -> dict[str, list[Instance]]:
         attrs: dict[str, list[Instance]] = {}
+        points = self.broker.limits.max_geometry_points
         for name, raw in payload.items():
             if name in ("id", "type", "@context", "scope", "createdAt", "modifiedAt"):
                 continue
             items = raw if isinstance(raw, list) else [raw]
             attrs[expand_name(terms, name)] = [
-                parse_instance(item, terms, now, name=name) for item in items
+                parse_instance(item, terms, now, name=name, max_points=points) for item in items
             ]
         return attrs
 
@@ -260,7 +261,8 @@ class History:
         """PATCH /temporal/entities/{id}/attrs/{attr}/{instanceId}."""
         check_uri(entity_id, "entity id")
         check_uri(instance_id, "instanceId")
-        instance = parse_instance(payload, terms, now_iso(), name=attr)
+        points = self.broker.limits.max_geometry_points
+        instance = parse_instance(payload, terms, now_iso(), name=attr, max_points=points)
         touched = await self.store.edit_history(
             tenant, entity_id, attr=expand_name(terms, attr), instance_id=instance_id,
             replacement=instance,

@@ -237,10 +237,7 @@ class Notifier:
             if not sub.is_live(now_iso()):
                 continue
             query = EntityQuery(
-                selectors=tuple(
-                    EntitySelector(s.id, s.id_pattern.pattern if s.id_pattern else None, s.types)
-                    for s in sub.selectors
-                ),
+                selectors=tuple(EntitySelector(s.id, s.id_pattern, s.types) for s in sub.selectors),
                 q=sub.q,
                 scope_q=sub.scope_q,
                 geo=sub.geo,

@@ -9,13 +9,13 @@ from __future__ import annotations
 import math
 import re
 import string
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Literal as Lit
 from typing import NoReturn
 
+from agilecity.broker.regex import DEFAULT_MAX_REGEX_LENGTH, check_pattern
 from agilecity.errors import BadRequestDataError
 
 LiteralKind = Lit["number", "string", "boolean", "datetime", "date", "time", "uri"]
@@ -136,7 +136,6 @@ Node = Comparison | Pattern | Exists | And | Or | ScopeMatch | TypeName
 
 MAX_TEXT_LENGTH = 8192
 MAX_DEPTH = 32
-MAX_REGEX_LENGTH = 1000
 _MAX_NUMBER_LENGTH = 100  # int() refuses over 4300 digits; no real query needs 100
 
 _WS = " \t\r\n"
@@ -178,10 +177,17 @@ def _join(cls: type[And] | type[Or], terms: list[Node]) -> Node:
 class _Parser:
     """Recursive descent over one text; the depth is bounded by MAX_DEPTH parentheses."""
 
-    def __init__(self, text: str, lang: str, or_ops: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        text: str,
+        lang: str,
+        or_ops: tuple[str, ...],
+        max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH,
+    ) -> None:
         self.text = text
         self.lang = lang
         self.or_ops = or_ops
+        self.max_regex_length = max_regex_length
         self.pos = 0
 
     def fail(self, message: str, pos: int | None = None) -> NoReturn:
@@ -454,22 +460,10 @@ class _Parser:
             regex = text[start : self.pos].rstrip(_WS)
             if not regex:
                 self.fail("expected a regular expression", start)
-        if len(regex) > MAX_REGEX_LENGTH:
-            self.fail(f"regular expression longer than {MAX_REGEX_LENGTH} characters", start)
-        # Any failure of re (re.error, RecursionError on deep groups...) is the client's regex.
-        # Warnings (e.g. "possible nested set") are rejected too, so the store never meets them.
-        # They are raised, not recorded: a compile that only warned would be cached by re and
-        # pass silently next time. catch_warnings is process-wide, so for these microseconds a
-        # warning in another thread would raise too; an accepted, rare trade-off.
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            try:
-                re.compile(regex)
-            except Warning as exc:
-                self.fail(f"ambiguous regular expression: {exc}", start)
-            except Exception as exc:
-                reason = str(exc) if isinstance(exc, re.error) else "too complex"
-                self.fail(f"invalid regular expression: {reason}", start)
+        try:
+            check_pattern(regex, "regular expression", self.max_regex_length)
+        except BadRequestDataError as exc:
+            self.fail(exc.detail, start)
         return regex
 
     # --- scopeQ and type -----------------------------------------------------------------------
@@ -506,9 +500,11 @@ class _Parser:
         return TypeName(text[start : self.pos])
 
 
-def parse_q(text: str) -> Node:
-    """Parse an NGSI-LD ``q`` expression (clause 4.9) or raise BadRequestDataError."""
-    parser = _Parser(text, "q", ("|",))
+def parse_q(text: str, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) -> Node:
+    """Parse an NGSI-LD ``q`` expression (clause 4.9) or raise BadRequestDataError.
+
+    Regular expressions (``~=``) are checked by ``broker.regex`` (RE2, linear time)."""
+    parser = _Parser(text, "q", ("|",), max_regex_length)
     return parser.parse(parser.q_term)
 
 

@@ -37,6 +37,13 @@ class Subscriptions:
         self.broker = broker
         self.allow_private_endpoints = allow_private_endpoints
 
+    def _limits(self) -> dict[str, int]:
+        limits = self.broker.limits
+        return {
+            "max_regex_length": limits.max_regex_length,
+            "max_points": limits.max_geometry_points,
+        }
+
     async def load(self) -> None:
         """Compile every stored subscription into the notifier (at start)."""
         await self.broker.notifier.sync_version()
@@ -51,7 +58,7 @@ class Subscriptions:
             stored.add((tenant, doc["id"]))
             terms = await self.broker.contexts.term_map(doc.get("jsonldContext"))
             try:
-                sub = compile_subscription(tenant, doc, terms)
+                sub = compile_subscription(tenant, doc, terms, **self._limits())
             except BadRequestDataError:
                 log.exception("stored subscription %s no longer compiles", doc["id"])
                 continue
@@ -70,7 +77,7 @@ class Subscriptions:
         doc.setdefault("id", new_subscription_id())
         if context:
             doc["jsonldContext"] = context
-        sub = compile_subscription(tenant, doc, terms)
+        sub = compile_subscription(tenant, doc, terms, **self._limits())
         if sub.expires_at is not None and sub.expires_at <= now_iso():
             raise BadRequestDataError("expiresAt is in the past")
         host = urlsplit(sub.endpoint).hostname or ""
@@ -109,7 +116,7 @@ class Subscriptions:
         notification = dict(doc.get("notification") or {})
         notification["endpoint"] = {"uri": "http://in-process.invalid/callback"}
         doc["notification"] = notification
-        sub = compile_subscription(tenant, doc, terms)
+        sub = compile_subscription(tenant, doc, terms, **self._limits())
         self.broker.notifier.put(sub, callback)
         return lambda: self.broker.notifier.remove(tenant, sub.id)
 

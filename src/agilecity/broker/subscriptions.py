@@ -8,15 +8,15 @@ notifier matches each change against. Pure code: no I/O.
 from __future__ import annotations
 
 import dataclasses
-import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from agilecity.broker import regex
 from agilecity.broker.context import TermMap
 from agilecity.broker.entities import Doc, check_uri, expand_name, expand_query
-from agilecity.broker.geo import GeoQuery, matches, parse_geo_query
+from agilecity.broker.geo import DEFAULT_MAX_GEOMETRY_POINTS, GeoQuery, matches, parse_geo_query
 from agilecity.broker.query import (
     And,
     Node,
@@ -26,6 +26,7 @@ from agilecity.broker.query import (
     parse_scope_q,
     parse_type_expression,
 )
+from agilecity.broker.regex import DEFAULT_MAX_REGEX_LENGTH, check_pattern
 from agilecity.broker.representation import Format, RenderOptions, render_entity
 from agilecity.broker.timeutil import canonical_datetime
 from agilecity.errors import BadRequestDataError
@@ -60,14 +61,14 @@ class Selector:
     """One ``entities`` item, expanded: id, idPattern, type expression."""
 
     id: str | None
-    id_pattern: re.Pattern[str] | None
+    id_pattern: str | None  # checked by broker.regex
     types: Node | None
 
     def matches(self, doc: Doc) -> bool:
         """True when the entity fits this selector."""
         if self.id is not None and doc["id"] != self.id:
             return False
-        if self.id_pattern is not None and not self.id_pattern.search(doc["id"]):
+        if self.id_pattern is not None and not regex.search(self.id_pattern, doc["id"]):
             return False
         return self.types is None or _has_types(self.types, set(doc["type"]))
 
@@ -224,12 +225,21 @@ def new_subscription_id() -> str:
     return f"urn:ngsi-ld:Subscription:{uuid.uuid4().hex}"
 
 
-def compile_subscription(tenant: str, doc: dict[str, Any], terms: TermMap) -> CompiledSubscription:
+def compile_subscription(
+    tenant: str,
+    doc: dict[str, Any],
+    terms: TermMap,
+    *,
+    max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH,
+    max_points: int = DEFAULT_MAX_GEOMETRY_POINTS,
+) -> CompiledSubscription:
     """Validate a subscription document and compile it (raises BadRequestData)."""
     if doc.get("type") != "Subscription":
         raise BadRequestDataError('a subscription needs "type": "Subscription"')
     check_uri(doc.get("id"), "subscription id")
-    selectors = tuple(_selector(item, terms) for item in _list(doc.get("entities"), "entities"))
+    selectors = tuple(
+        _selector(item, terms, max_regex_length) for item in _list(doc.get("entities"), "entities")
+    )
     watched = frozenset(
         expand_name(terms, a) for a in _strings(doc["watchedAttributes"], "watchedAttributes")
     ) if "watchedAttributes" in doc else frozenset()  # fmt: skip
@@ -250,7 +260,7 @@ def compile_subscription(tenant: str, doc: dict[str, Any], terms: TermMap) -> Co
             raise BadRequestDataError("geoQ must be an object")
         geo = parse_geo_query(
             geo_doc.get("georel"), geo_doc.get("geometry"), geo_doc.get("coordinates"),
-            geo_doc.get("geoproperty"),
+            geo_doc.get("geoproperty"), max_points=max_points,
         )  # fmt: skip
         if geo is None:
             raise BadRequestDataError("geoQ needs georel, geometry and coordinates")
@@ -291,7 +301,7 @@ def compile_subscription(tenant: str, doc: dict[str, Any], terms: TermMap) -> Co
         selectors=selectors,
         watched=watched,
         triggers=frozenset(triggers),
-        q=_expand_q(doc.get("q"), terms),
+        q=_expand_q(doc.get("q"), terms, max_regex_length),
         scope_q=parse_scope_q(_string(doc["scopeQ"], "scopeQ")) if "scopeQ" in doc else None,
         geo=geo,
         attributes=frozenset(expand_name(terms, a) for a in _strings(attributes, "attributes"))
@@ -326,26 +336,20 @@ def _string(value: object, what: str) -> str:
     return value
 
 
-def _selector(item: object, terms: TermMap) -> Selector:
+def _selector(item: object, terms: TermMap, max_regex_length: int) -> Selector:
     if not isinstance(item, dict) or not isinstance(item.get("type"), str):
         raise BadRequestDataError("each entities item needs a type")
     pattern = item.get("idPattern")
-    compiled = None
     if pattern is not None:
-        try:
-            compiled = re.compile(_string(pattern, "idPattern"))
-        except re.error as exc:
-            raise BadRequestDataError(
-                f"idPattern is not a valid regular expression: {exc}"
-            ) from exc
+        pattern = check_pattern(pattern, "idPattern", max_regex_length)
     return Selector(
         id=check_uri(item["id"], "entities[].id") if "id" in item else None,
-        id_pattern=compiled,
+        id_pattern=pattern,
         types=expand_query(parse_type_expression(item["type"]), terms),
     )
 
 
-def _expand_q(text: object, terms: TermMap) -> Node | None:
+def _expand_q(text: object, terms: TermMap, max_regex_length: int) -> Node | None:
     if text is None:
         return None
-    return expand_query(parse_q(_string(text, "q")), terms)
+    return expand_query(parse_q(_string(text, "q"), max_regex_length), terms)

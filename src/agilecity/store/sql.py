@@ -27,6 +27,7 @@ from agilecity.broker.query import (
     TypeName,
     Value,
 )
+from agilecity.broker.regex import posix_form
 from agilecity.store.base import EntityQuery, EntitySelector, HistoryQuery
 
 NGSI_LD = "https://uri.etsi.org/ngsi-ld/"
@@ -98,6 +99,10 @@ class QueryCompiler:
         """SQL testing a text expression against the next parameter, a regex."""
         raise NotImplementedError
 
+    def regex_param(self, pattern: str) -> str:
+        """A pattern checked by ``broker.regex`` as this dialect's engine must be given it."""
+        return pattern
+
     def attr_present(self, iri: str) -> str:
         """SQL true when the entity has the attribute (appends its parameters)."""
         raise NotImplementedError
@@ -151,7 +156,7 @@ class QueryCompiler:
             self.params.extend(query.ids)
         if query.id_pattern is not None:
             self.clauses.append(self.regexp("e.id"))
-            self.params.append(query.id_pattern)
+            self.params.append(self.regex_param(query.id_pattern))
         if query.types is not None:
             self.clauses.append(self.node(query.types))
         if query.attrs_any:
@@ -178,7 +183,7 @@ class QueryCompiler:
             self.params.append(selector.id)
         if selector.id_pattern is not None:
             parts.append(self.regexp("e.id"))
-            self.params.append(selector.id_pattern)
+            self.params.append(self.regex_param(selector.id_pattern))
         if selector.types is not None:
             parts.append(self.node(selector.types))
         return "(" + " AND ".join(parts) + ")"
@@ -228,7 +233,7 @@ class QueryCompiler:
     def pattern(self, node: Pattern) -> str:
         """``attr~=regex`` and ``attr!~=regex`` on text values."""
         test = self.text_test(self.regexp("{text}"))
-        match, match_params = self.element_match(node.path, test, [node.regex])
+        match, match_params = self.element_match(node.path, test, [self.regex_param(node.regex)])
         condition = f"NOT {match}" if node.negated else match
         return self.instances(node.path, condition, match_params)
 
@@ -245,7 +250,7 @@ class QueryCompiler:
 
 
 class SQLiteQueryCompiler(QueryCompiler):
-    """SQLite: JSON1 functions, a Python REGEXP, and the R*Tree plus a shapely predicate."""
+    """SQLite: JSON1 functions, an RE2 REGEXP, and the R*Tree plus a shapely predicate."""
 
     def regexp(self, expression: str) -> str:
         return f"{expression} REGEXP ?"
@@ -321,6 +326,9 @@ class PostgresQueryCompiler(QueryCompiler):
     def regexp(self, expression: str) -> str:
         return f"{expression} ~ ?"
 
+    def regex_param(self, pattern: str) -> str:
+        return posix_form(pattern)
+
     def attr_present(self, iri: str) -> str:
         self.params.append(iri)
         return "(e.doc -> 'attrs' -> ?) IS NOT NULL"
@@ -391,3 +399,14 @@ class PostgresQueryCompiler(QueryCompiler):
             condition = f"{function}(g.geom, {target})"
             self.params.append(shape)
         return f"e.pk IN (SELECT g.pk FROM geo_shapes g WHERE g.attr = ? AND {condition})"
+
+
+def records_filter(kind: str | None, tenant: str | None, mark: str) -> tuple[str, tuple[str, ...]]:
+    """WHERE and ORDER BY of a records listing, with the dialect's placeholder."""
+    clauses, params = [], []
+    for column, value in (("kind", kind), ("tenant", tenant)):
+        if value is not None:
+            clauses.append(f"{column} = {mark}")
+            params.append(value)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    return where + " ORDER BY kind, tenant, key", tuple(params)

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import re
 import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
+from agilecity.broker import regex
 from agilecity.broker.geo import bounding_box, matches_json
 from agilecity.broker.query import Node
 from agilecity.broker.temporal import Aggregate, history_records, numeric_value
@@ -88,27 +87,12 @@ CREATE TABLE IF NOT EXISTS contexts (
 _MAX_GROUP = 256
 
 
-@lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern[str] | None:
-    try:
-        return re.compile(pattern)
-    except re.error:
-        return None
-
-
-def _regexp(pattern: str, value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    compiled = _compiled(pattern)
-    return bool(compiled is not None and compiled.search(value))
-
-
 def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=10000")
-    conn.create_function("regexp", 2, _regexp, deterministic=True)
+    conn.create_function("regexp", 2, regex.search, deterministic=True)  # RE2: linear time
     conn.create_function("ac_geo", 2, matches_json, deterministic=True)
     conn.create_function("ac_datetime", 1, canonical_or_none, deterministic=True)
     return conn
