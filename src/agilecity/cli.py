@@ -58,12 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text)
         sub.add_argument("file", type=Path, help="the NDJSON file ('-' for stdin/stdout)")
         sub.add_argument("--db", help="store URL (AGILECITY_DB)")
+    _add_simulate(commands)
     return parser
+
+
+def _add_simulate(commands: Any) -> None:
+    """``agilecity simulate``: the demo town's devices against a running platform."""
+    from agilecity.ingest.simulator.command import add_arguments
+
+    add_arguments(commands.add_parser("simulate", help="run the demo town's simulated devices"))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the agilecity command."""
     args = build_parser().parse_args(argv)
+    if args.command == "simulate":
+        from agilecity.ingest.simulator.command import simulate
+
+        return simulate(args)
     overrides: dict[str, Any] = {"db": getattr(args, "db", None)}
     if args.command == "serve":
         overrides.update({"host": args.host, "port": args.port})

@@ -1,0 +1,1 @@
+"""Device ingestion: the gateway (MQTT/HTTP, UltraLight/JSON) and the demo-town simulator."""
