@@ -28,7 +28,7 @@ from agilecity.ingest.simulator.entities import geo_point, prop, rel
 
 PARKING = Kind("parking", "ParkingSpot", (Measure("st", "status", "Text"),), stream=10)
 
-#: Minutes kept free around a scenario stay, so its arrival and departure are clean.
+#: Seconds kept free around a scenario stay, so its arrival and departure are clean.
 MARGIN = 1800
 
 #: Arrivals per hour at a free bay, by local hour: commercial streets on shopping days.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -156,7 +156,8 @@ class Town:
             far = first + count * pitch
             polygon = [segment.point(first, 3.0), segment.point(far, 3.0),
                        segment.point(far, 5.5), segment.point(first, 5.5)]  # fmt: skip
-            zone = ParkingZone(zone_id, segment.street.name, usage, segment, [], polygon)
+            name = f"{segment.street.name} — zone {z + 1:02d}"
+            zone = ParkingZone(zone_id, name, usage, segment, [], polygon)
             for k in range(count):
                 n = sum(isinstance(d, ParkingSpotSensor) for d in self.devices) + 1
                 local = f"ps-{n:04d}"
@@ -447,15 +448,6 @@ class Town:
     def kind_of(self, device_id: str) -> Kind:
         """The kind of a device."""
         return self.by_id[device_id].kind
-
-    @property
-    def end_of_scenario(self) -> datetime:
-        """The scenario's horizon (everything planted has happened by then)."""
-        return self.scenario.horizon
-
-    def days_after_origin(self, days: float) -> datetime:
-        """``origin + days``."""
-        return self.origin + timedelta(days=days)
 
 
 def _ceil_seconds(moment: datetime) -> int:
