@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from starlette.requests import Request
@@ -37,6 +38,12 @@ from agilecity.broker.representation import render_entity, render_feature
 from agilecity.errors import BadRequestDataError
 
 PREFIX = "/ngsi-ld/v1"
+
+
+def location(path: str) -> dict[str, str]:
+    """A Location header for a path that holds a client's id, as an ASCII URI (RFC 3987):
+    non-ASCII, controls, '%', '?' and '#' are percent-encoded, so following it finds the id."""
+    return {"Location": quote(path, safe="/:@!$&'()*+,;=-._~")}
 
 
 class NgsiLdApi:
@@ -72,7 +79,7 @@ class NgsiLdApi:
         """POST /entities."""
         data, terms = await self.body(request)
         entity_id = await self.broker.create_entity(tenant_of(request), data, terms)
-        return Response(status_code=201, headers={"Location": f"{PREFIX}/entities/{entity_id}"})
+        return Response(status_code=201, headers=location(f"{PREFIX}/entities/{entity_id}"))
 
     async def retrieve_entity(self, request: Request) -> Response:
         """GET /entities/{id}."""

@@ -14,7 +14,7 @@ from agilecity.api.negotiation import (
     negotiate,
     tenant_of,
 )
-from agilecity.api.ngsi_ld import PREFIX, NgsiLdApi
+from agilecity.api.ngsi_ld import PREFIX, NgsiLdApi, location
 
 
 class SubscriptionApi:
@@ -28,7 +28,7 @@ class SubscriptionApi:
         """POST /subscriptions: 201 with the Location of the new subscription."""
         data, _, context = await self.api.body_with_context(request)
         sub_id = await self.subscriptions.create(tenant_of(request), data, context)
-        return Response(status_code=201, headers={"Location": f"{PREFIX}/subscriptions/{sub_id}"})
+        return Response(status_code=201, headers=location(f"{PREFIX}/subscriptions/{sub_id}"))
 
     async def list_subscriptions(self, request: Request) -> Response:
         """GET /subscriptions (limit, offset, count)."""

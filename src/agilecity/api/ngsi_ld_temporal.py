@@ -15,7 +15,7 @@ from agilecity.api.negotiation import (
     split_list,
     tenant_of,
 )
-from agilecity.api.ngsi_ld import PREFIX, NgsiLdApi
+from agilecity.api.ngsi_ld import PREFIX, NgsiLdApi, location
 from agilecity.broker.representation import RenderOptions
 from agilecity.broker.temporal import TemporalParams, parse_duration
 from agilecity.errors import BadRequestDataError
@@ -95,8 +95,9 @@ class TemporalApi:
         data, terms = await self.api.body(request)
         created = await self.history.upsert(tenant_of(request), data, terms)
         if created:
-            location = f"{PREFIX}/temporal/entities/{data['id']}"
-            return Response(status_code=201, headers={"Location": location})
+            return Response(
+                status_code=201, headers=location(f"{PREFIX}/temporal/entities/{data['id']}")
+            )
         return Response(status_code=204)
 
     async def append_temporal(self, request: Request) -> Response:

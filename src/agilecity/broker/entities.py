@@ -192,7 +192,7 @@ def parse_attribute(
 
 def _is_instance_object(item: object) -> bool:
     return isinstance(item, dict) and (
-        item.get("type") in PRINCIPAL or any(m in item for m in MEMBER_KIND) or "value" in item
+        _kind(item) in PRINCIPAL or any(m in item for m in MEMBER_KIND) or "value" in item
     )
 
 
@@ -206,7 +206,13 @@ def _is_null(raw: object) -> bool:
 
 
 def _is_geometry(value: object) -> bool:
-    return isinstance(value, dict) and value.get("type") in GEOJSON_TYPES and "coordinates" in value
+    return isinstance(value, dict) and _kind(value) in GEOJSON_TYPES and "coordinates" in value
+
+
+def _kind(member: dict[str, Any]) -> str | None:
+    """The ``type`` member if it is text (a list or object there is no kind, not a crash)."""
+    kind = member.get("type")
+    return kind if isinstance(kind, str) else None
 
 
 def parse_instance(
@@ -235,7 +241,7 @@ def parse_instance(
         if kind is None:
             # A concise compound value: a JSON object with none of the NGSI-LD members.
             return {"type": "Property", "value": raw, "createdAt": now, "modifiedAt": now}
-    if kind not in PRINCIPAL:
+    if not isinstance(kind, str) or kind not in PRINCIPAL:
         raise BadRequestDataError(f"attribute {name!r} has an unknown type {kind!r}")
     member = PRINCIPAL[kind]
     if member not in raw:

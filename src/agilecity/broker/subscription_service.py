@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from agilecity.broker.context import ContextSource, TermMap
+from agilecity.broker.entities import check_uri
 from agilecity.broker.network import refuse_private
 from agilecity.broker.notifier import Callback
 from agilecity.broker.subscriptions import (
@@ -149,6 +150,7 @@ class Subscriptions:
         return sub
 
     async def _stored(self, tenant: str, subscription_id: str) -> tuple[Any, CompiledSubscription]:
+        check_uri(subscription_id, "subscription id")
         await self.broker.require_tenant(tenant)
         doc = await self.broker.store.get_subscription(tenant, subscription_id)
         if doc is None:
