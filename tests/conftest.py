@@ -29,7 +29,7 @@ POSTGRES_URL = os.environ.get(
 )
 POSTGRES_TABLES = (
     "entities, entity_types, entity_attrs, geo_shapes, contexts, subscriptions, changes, "
-    "history, temporal_entities, tenants"
+    "history, temporal_entities, tenants, records"
 )
 
 

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agilecity import __version__
+from agilecity.api.iot_agent import IotAgentApi
 from agilecity.api.ngsi_ld import NgsiLdApi
 from agilecity.api.ngsi_ld_subscriptions import SubscriptionApi
 from agilecity.api.ngsi_ld_temporal import TemporalApi
@@ -26,6 +27,7 @@ from agilecity.broker.broker import Broker, Limits, Retention
 from agilecity.broker.contexts import ContextRegistry, FetchPolicy
 from agilecity.broker.notifier import DeliveryPolicy
 from agilecity.errors import AgileCityError
+from agilecity.ingest.gateway import Gateway, GatewayOptions
 from agilecity.settings import Settings
 from agilecity.store.base import Store
 
@@ -75,11 +77,26 @@ def build_broker(settings: Settings, store: Store) -> Broker:
     )
 
 
+def build_gateway(settings: Settings, broker: Broker) -> Gateway:
+    """The device gateway for these settings."""
+    options = GatewayOptions(
+        mqtt_host=settings.mqtt_host,
+        mqtt_port=settings.mqtt_port,
+        mqtt_username=settings.mqtt_username,
+        mqtt_password=settings.mqtt_password,
+        share_group=settings.mqtt_share_group,
+        max_frame_bytes=settings.gateway_max_frame_bytes,
+        context=settings.gateway_context,
+    )
+    return Gateway(broker, options)
+
+
 def build_app(settings: Settings) -> Starlette:
     """The whole platform as one ASGI app; the store opens in the lifespan."""
     store = open_store(settings)
     broker = build_broker(settings, store)
     api = NgsiLdApi(broker, settings.max_body_bytes, settings.max_json_depth)
+    gateway = build_gateway(settings, broker) if settings.gateway else None
     ready = {"value": False}
 
     @contextlib.asynccontextmanager
@@ -87,19 +104,41 @@ def build_app(settings: Settings) -> Starlette:
         await store.open()
         await broker.contexts.load(settings.context_dir)
         await broker.start()
+        if gateway is not None:
+            await gateway.start()
         ready["value"] = True
         log.info("AgileCity %s ready on %s", __version__, settings.db)
         try:
             yield
         finally:
             ready["value"] = False
+            if gateway is not None:
+                await gateway.stop()
             await broker.stop()
             await store.close()
 
     async def health(request: Request) -> Response:
         status = 200 if ready["value"] else 503
-        body = {"status": "ok" if ready["value"] else "starting"}
+        body: dict[str, object] = {"status": "ok" if ready["value"] else "starting"}
+        if gateway is not None:
+            body["gateway"] = {"mqtt": gateway.connected, **gateway.counters_snapshot()}
         return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+    async def metrics(request: Request) -> Response:
+        lines = [
+            "# HELP agilecity_up 1 when the platform is ready.",
+            "# TYPE agilecity_up gauge",
+            f"agilecity_up {1 if ready['value'] else 0}",
+        ]
+        if gateway is not None:
+            lines += [
+                "# HELP agilecity_gateway_total Device gateway counters by event.",
+                "# TYPE agilecity_gateway_total counter",
+            ]
+            for name, value in gateway.counters_snapshot().items():
+                lines.append(f'agilecity_gateway_total{{event="{name}"}} {value}')
+            lines.append(f"agilecity_gateway_mqtt_connected {int(gateway.connected)}")
+        return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
     async def version(request: Request) -> Response:
         body = {"name": "agilecity", "version": __version__, "ngsi-ld": "1.8.1"}
@@ -108,9 +147,11 @@ def build_app(settings: Settings) -> Starlette:
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         *api.routes(),
         *TemporalApi(api).routes(),
         *SubscriptionApi(api).routes(),
+        *(IotAgentApi(gateway, settings.max_body_bytes).routes() if gateway is not None else []),
     ]
     app = Starlette(
         routes=routes,
@@ -122,6 +163,7 @@ def build_app(settings: Settings) -> Starlette:
         },
     )
     app.state.broker = broker
+    app.state.gateway = gateway
     app.state.settings = settings
     return app
 

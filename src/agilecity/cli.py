@@ -1,4 +1,4 @@
-"""The command line: ``agilecity serve | config check | db upgrade | export | import``."""
+"""The command line: ``agilecity serve | config check | db upgrade | devices | export | import``."""
 
 from __future__ import annotations
 
@@ -51,6 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_commands.add_parser("upgrade", help="apply pending schema migrations")
     upgrade.add_argument("--db", help="store URL (AGILECITY_DB)")
+    devices = commands.add_parser("devices", help="device groups and devices of the gateway")
+    device_commands = devices.add_subparsers(dest="devices_command", required=True)
+    provision = device_commands.add_parser(
+        "provision",
+        help='add groups/devices from {"services": [...], "devices": [...]}',
+    )
+    provision.add_argument("file", type=Path, help="IoT Agent provisioning JSON ('-' for stdin)")
+    device_commands.add_parser("list", help="print the groups and devices as JSON")
+    remove = device_commands.add_parser("delete", help="remove a device (its entity stays)")
+    remove.add_argument("device_id")
+    for sub in (provision, remove, device_commands.choices["list"]):
+        sub.add_argument("--tenant", default="", help="tenant (fiware-service); default tenant")
+        sub.add_argument("--db", help="store URL (AGILECITY_DB)")
     for name, text in (
         ("export", "write the whole store as NDJSON"),
         ("import", "load an NDJSON export and verify it"),
@@ -110,6 +123,8 @@ async def _store_command(args: argparse.Namespace, settings: Settings) -> int:
             with _binary(args.file, "wb") as out:
                 summary = await export_city(store, out)
             print(f"exported {summary.counts}", file=sys.stderr)
+        elif args.command == "devices":
+            await _devices_command(args, settings, store)
         elif args.command == "import":
             with _binary(args.file, "rb") as source:
                 summary = await import_city(store, source)
@@ -120,6 +135,38 @@ async def _store_command(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await store.close()
     return 0
+
+
+async def _devices_command(args: argparse.Namespace, settings: Settings, store: Any) -> None:
+    import orjson
+
+    from agilecity.app import build_broker
+    from agilecity.ingest.devices import DeviceRegistry
+
+    registry = DeviceRegistry(build_broker(settings, store))
+    if args.devices_command == "provision":
+        with _binary(args.file, "rb") as source:
+            try:
+                document = orjson.loads(source.read())
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(f"{args.file}: not JSON ({exc.msg})") from None
+        if not isinstance(document, dict) or not ({"services", "devices"} & set(document)):
+            raise ValueError('the file must hold {"services": [...]} and/or {"devices": [...]}')
+        if "services" in document:
+            keys = await registry.create_groups(args.tenant, document)
+            print(f"{len(keys)} group(s) provisioned", file=sys.stderr)
+        if "devices" in document:
+            ids = await registry.create_devices(args.tenant, document)
+            print(f"{len(ids)} device(s) provisioned", file=sys.stderr)
+    elif args.devices_command == "list":
+        listing = {
+            "services": await registry.list_groups(args.tenant),
+            "devices": await registry.list_devices(args.tenant),
+        }
+        print(orjson.dumps(listing, option=orjson.OPT_INDENT_2).decode())
+    else:
+        await registry.delete_device(args.tenant, args.device_id)
+        print(f"device {args.device_id!r} removed", file=sys.stderr)
 
 
 def _binary(path: Path, mode: str) -> Any:

@@ -66,6 +66,24 @@ class Settings:
         "", "Per-tenant retention overrides, e.g. 'roubaix=365,carouge=730'."
     )
     log_level: str = _setting("info", "Log level: debug, info, warning, error.")
+    gateway: bool = _setting(
+        False, "Run the device gateway: IoT Agent API under /iot and the MQTT listener."
+    )
+    mqtt_host: str = _setting("127.0.0.1", "MQTT broker the gateway subscribes to.")
+    mqtt_port: int = _setting(1883, "TCP port of the MQTT broker.")
+    mqtt_username: str = _setting("", "MQTT user name of the gateway (empty: anonymous).")
+    mqtt_password: str = _setting("", "MQTT password of the gateway.")
+    mqtt_share_group: str = _setting(
+        "agilecity",
+        "MQTT shared-subscription group: the processes of one platform share it, so each "
+        "frame is handled once; platforms on one MQTT broker need different groups.",
+    )
+    gateway_max_frame_bytes: int = _setting(
+        16_384, "Largest device frame (MQTT message or HTTP measure body), in bytes."
+    )
+    gateway_context: str = _setting(
+        "", "@context URL the gateway expands device attribute names with (empty: core context)."
+    )
 
     @classmethod
     def help_texts(cls) -> dict[str, str]:
@@ -132,17 +150,20 @@ class Settings:
         self.retention_per_tenant()
         if self.history_retention_days < 0:
             raise SettingsError("history_retention_days must not be negative")
-        if not 0 < self.port < 65536:
-            raise SettingsError(f"port must be 1-65535, not {self.port}")
+        for name in ("port", "mqtt_port"):
+            if not 0 < getattr(self, name) < 65536:
+                raise SettingsError(f"{name} must be 1-65535, not {getattr(self, name)}")
         if not 0 < self.default_page_size <= self.max_page_size:
             raise SettingsError("default_page_size must be between 1 and max_page_size")
         if not self.db.startswith(("sqlite:", "postgresql:", "postgres:")):
             raise SettingsError(f"db must be a sqlite:/// or postgresql:// URL, not {self.db!r}")
         positive = ("max_body_bytes", "max_batch_entities", "context_max_bytes", "max_json_depth",
-                    "notification_queue_size")  # fmt: skip
+                    "notification_queue_size", "gateway_max_frame_bytes")  # fmt: skip
         for name in (*positive, "max_regex_length", "max_geometry_points"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
+        if not self.mqtt_share_group or any(c in self.mqtt_share_group for c in "/+#"):
+            raise SettingsError("mqtt_share_group must be a non-empty name without / + #")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise SettingsError("log_level must be debug, info, warning or error")
 

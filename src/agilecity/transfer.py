@@ -1,6 +1,7 @@
 """Moving a city between stores: export to and import from NDJSON, verified by checksums.
 
-One JSON object per line: ``{"kind": "context" | "subscription" | "entity" | "history", ...}``
+One JSON object per line: ``{"kind": "context" | "record" | "subscription" | "entity" |
+"history", ...}`` (records are configuration such as device provisioning)
 then a last ``{"kind": "summary", ...}`` with the counts and one SHA-256 checksum per
 entity, which the import compares with what the target store holds afterwards.
 """
@@ -16,9 +17,10 @@ from typing import IO, Any
 import orjson
 
 from agilecity.broker.temporal import HistoryRecord
-from agilecity.store.base import ContextRecord, Doc, EntityQuery, Store
+from agilecity.store.base import ContextRecord, Doc, EntityQuery, Record, Store
 
 BATCH = 500
+KINDS = ("context", "record", "subscription", "entity", "history")
 
 
 def checksum(doc: Doc) -> str:
@@ -70,8 +72,8 @@ async def _entities(store: Store, tenant: str) -> list[Doc]:
 
 
 async def export_city(store: Store, out: IO[bytes], show: bool = True) -> Summary:
-    """Write every context, subscription, entity and history instance of every tenant."""
-    summary = Summary(counts={"context": 0, "subscription": 0, "entity": 0, "history": 0})
+    """Write every context, record, subscription, entity and history instance of every tenant."""
+    summary = Summary(counts=dict.fromkeys(KINDS, 0))
 
     def emit(record: dict[str, Any]) -> None:
         out.write(orjson.dumps(record) + b"\n")
@@ -79,6 +81,8 @@ async def export_city(store: Store, out: IO[bytes], show: bool = True) -> Summar
 
     for context in await store.list_contexts():
         emit({"kind": "context", "record": context.__dict__})
+    for record in await store.list_records(None):
+        emit({"kind": "record", "record": record.__dict__})
     for sub in await store.list_subscriptions(None):
         tenant = sub.pop("_tenant")
         emit({"kind": "subscription", "tenant": tenant, "doc": sub})
@@ -126,7 +130,7 @@ def _no_history(before: Doc | None, after: Doc | None) -> list[HistoryRecord]:
 async def import_city(store: Store, source: IO[bytes], show: bool = True) -> Summary:
     """Load an export into a store, then verify counts and every entity checksum."""
     expected: dict[str, Any] | None = None
-    imported = Summary(counts={"context": 0, "subscription": 0, "entity": 0, "history": 0})
+    imported = Summary(counts=dict.fromkeys(KINDS, 0))
     entities: dict[str, list[tuple[str, Doc]]] = {}
     history: dict[str, list[dict[str, Any]]] = {}
     progress = Progress("importing", None) if show else None
@@ -149,6 +153,8 @@ async def import_city(store: Store, source: IO[bytes], show: bool = True) -> Sum
             continue
         if kind == "context":
             await store.put_context(ContextRecord(**record["record"]))
+        elif kind == "record":
+            await store.put_record(Record(**record["record"]), create=True)
         elif kind == "subscription":
             await store.put_subscription(record["tenant"], record["doc"], create=True)
         elif kind == "entity":

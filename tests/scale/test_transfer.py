@@ -13,6 +13,7 @@ from agilecity.broker.context import core_term_map
 from agilecity.broker.representation import RenderOptions
 from agilecity.broker.temporal import TemporalParams
 from agilecity.settings import Settings
+from agilecity.store.base import Record
 from agilecity.store.postgres import PostgresStore
 from agilecity.store.sqlite import SQLiteStore
 from agilecity.transfer import checksum, export_city, import_city
@@ -39,6 +40,8 @@ async def _fill(store: SQLiteStore) -> None:
             {"occupancy": {"value": 5, "observedAt": "2026-11-20T08:00:00Z"}}, TERMS,
         )  # fmt: skip
     await broker.delete_entity("", "urn:ngsi-ld:ParkingSpot:0")  # history outlives it
+    group = {"apikey": "k1", "entity_type": "ParkingSpot", "resource": "/iot/d"}
+    await store.put_record(Record("iot_group", "roubaix", "/iot/d|k1", group), create=True)
 
 
 async def _answers(store: SQLiteStore | PostgresStore) -> list[object]:
@@ -87,6 +90,8 @@ async def test_sqlite_export_imports_into_postgresql_with_identical_answers(
         assert imported.counts == exported.counts
         assert imported.checksums == exported.checksums
         assert await _answers(target) == await _answers(source)
+        assert exported.counts["record"] == 1
+        assert await target.list_records(None) == await source.list_records(None)
         assert await target.history_types("", "urn:ngsi-ld:ParkingSpot:0") is not None
     finally:
         await source.close()

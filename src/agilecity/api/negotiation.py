@@ -81,6 +81,21 @@ def check_json(data: Any, max_depth: int) -> None:
             raise BadRequestDataError("strings must not contain the NUL character")
 
 
+async def read_raw_body(request: Request, max_bytes: int) -> bytes:
+    """The request body as bytes, refused with 413 past ``max_bytes`` (read in chunks)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLargeError(f"the body exceeds {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLargeError(f"the body exceeds {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def read_body(
     request: Request,
     max_bytes: int,
@@ -100,17 +115,7 @@ async def read_body(
         raise UnsupportedMediaTypeError(
             f"Content-Type must be one of {', '.join(sorted(allowed))}, not {media_type!r}"
         )
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLargeError(f"the body exceeds {max_bytes} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLargeError(f"the body exceeds {max_bytes} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await read_raw_body(request, max_bytes)
     if not raw.strip():
         raise InvalidRequestError("the request body is empty")
     try:

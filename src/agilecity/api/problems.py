@@ -16,8 +16,27 @@ log = logging.getLogger("agilecity.api")
 NGSI_LD_PREFIX = "/ngsi-ld/"
 
 
+IOT_AGENT_PREFIX = "/iot/"
+_IOT_AGENT_NAMES = {
+    400: "BAD_REQUEST", 404: "DEVICE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+    409: "DUPLICATE_DEVICE_ID", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_CONTENT_TYPE",
+}  # fmt: skip
+
+
+def iot_agent_response(error: AgileCityError) -> Response:
+    """The FIWARE IoT Agent's error shape: ``{"name": "DEVICE_NOT_FOUND", "message": ...}``."""
+    name = getattr(error, "iot_name", None) or _IOT_AGENT_NAMES.get(
+        error.status, "INTERNAL_ERROR" if error.status >= 500 else "ERROR"
+    )
+    body = {"name": name, "message": error.detail or error.title}
+    return Response(orjson.dumps(body), status_code=error.status, media_type="application/json")
+
+
 def problem_response(error: AgileCityError, request: Request | None = None) -> Response:
-    """A ProblemDetails response; NGSI-LD routes use application/json as the spec shows."""
+    """The error in its API family's shape: IoT Agent routes their own, NGSI-LD routes
+    ProblemDetails as application/json (as the spec shows), others application/problem+json."""
+    if request is not None and request.url.path.startswith(IOT_AGENT_PREFIX):
+        return iot_agent_response(error)
     body = error.problem()
     if request is not None:
         body["instance"] = request.url.path

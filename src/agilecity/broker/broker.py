@@ -56,6 +56,7 @@ from agilecity.store.base import (
     EntityQuery,
     EntitySelector,
     Mutation,
+    Record,
     Store,
     TypeSummary,
     WriteResult,
@@ -198,6 +199,25 @@ class Broker:
             except Exception:
                 log.exception("history retention purge failed")
             await asyncio.sleep(self.retention.interval)
+
+    # -- configuration records (device provisioning, keys, service state) -------------
+
+    async def put_record(self, record: Record, *, create: bool) -> None:
+        """Store a configuration record (AlreadyExists with ``create`` if it exists)."""
+        check_tenant(record.tenant)
+        await self.store.put_record(record, create=create)
+
+    async def get_record(self, kind: str, tenant: str, key: str) -> Record | None:
+        """One configuration record, or None."""
+        return await self.store.get_record(kind, tenant, key)
+
+    async def list_records(self, kind: str | None, tenant: str | None = None) -> list[Record]:
+        """Configuration records of a kind, of one tenant or of all."""
+        return await self.store.list_records(kind, tenant)
+
+    async def delete_record(self, kind: str, tenant: str, key: str) -> bool:
+        """Remove a configuration record; False if there was none."""
+        return await self.store.delete_record(kind, tenant, key)
 
     # -- helpers -----------------------------------------------------------------------
 

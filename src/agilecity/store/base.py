@@ -120,6 +120,16 @@ class ContextRecord:
 
 
 @dataclass
+class Record:
+    """A small configuration document of one kind, per tenant (devices, device groups, ...)."""
+
+    kind: str
+    tenant: str
+    key: str
+    doc: dict[str, Any]
+
+
+@dataclass
 class HistoryRow:
     """One stored attribute instance of the history."""
 
@@ -205,6 +215,25 @@ class Store(ABC):
     @abstractmethod
     async def delete_context(self, local_id: str) -> bool:
         """Remove a context; False if it did not exist."""
+
+    # -- records (configuration documents) -----------------------------------------------
+
+    @abstractmethod
+    async def put_record(self, record: Record, *, create: bool) -> None:
+        """Store a record; with ``create`` an existing (kind, tenant, key) raises
+        AlreadyExistsError, without it the record is inserted or replaced."""
+
+    @abstractmethod
+    async def get_record(self, kind: str, tenant: str, key: str) -> Record | None:
+        """One record, or None."""
+
+    @abstractmethod
+    async def list_records(self, kind: str | None, tenant: str | None = None) -> list[Record]:
+        """Records of a kind (every kind for None), of one tenant or all (None), sorted."""
+
+    @abstractmethod
+    async def delete_record(self, kind: str, tenant: str, key: str) -> bool:
+        """Remove a record; False if it did not exist."""
 
     # -- history -----------------------------------------------------------------------
 

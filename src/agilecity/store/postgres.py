@@ -30,12 +30,13 @@ from agilecity.store.base import (
     HistoryQuery,
     HistoryRow,
     Mutation,
+    Record,
     Store,
     TypeSummary,
     WriteResult,
 )
 from agilecity.store.postgres_schema import MIGRATIONS
-from agilecity.store.sql import PostgresQueryCompiler, history_where
+from agilecity.store.sql import PostgresQueryCompiler, history_where, records_filter
 
 _MARK = re.compile(r"\?")
 CLAIM_TIMEOUT = "60 seconds"  # a claim older than this (a crashed process) is handed out again
@@ -308,6 +309,39 @@ class PostgresStore(Store):
             "ORDER BY created_at, local_id"
         )
         return [ContextRecord(*r) for r in rows]
+
+    async def put_record(self, record: Record, *, create: bool) -> None:
+        """Store a record (AlreadyExistsError with create when it exists)."""
+        conflict = "NOTHING" if create else "UPDATE SET doc = excluded.doc"
+        rows = await self._fetch(
+            f"INSERT INTO records VALUES (%s, %s, %s, %s) "
+            f"ON CONFLICT (kind, tenant, key) DO {conflict} RETURNING 1",
+            (record.kind, record.tenant, record.key, Jsonb(record.doc)),
+        )
+        if not rows:
+            raise AlreadyExistsError(f"{record.kind} {record.key!r} already exists")
+
+    async def get_record(self, kind: str, tenant: str, key: str) -> Record | None:
+        """One record, or None."""
+        rows = await self._fetch(
+            "SELECT doc FROM records WHERE kind = %s AND tenant = %s AND key = %s",
+            (kind, tenant, key),
+        )
+        return Record(kind, tenant, key, rows[0][0]) if rows else None
+
+    async def list_records(self, kind: str | None, tenant: str | None = None) -> list[Record]:
+        """Records of a kind (every kind for None), by kind, tenant, key."""
+        sql, params = records_filter(kind, tenant, "%s")
+        rows = await self._fetch(f"SELECT kind, tenant, key, doc FROM records{sql}", params)
+        return [Record(k, t, key, d) for k, t, key, d in rows]
+
+    async def delete_record(self, kind: str, tenant: str, key: str) -> bool:
+        """Remove a record."""
+        rows = await self._fetch(
+            "DELETE FROM records WHERE kind = %s AND tenant = %s AND key = %s RETURNING 1",
+            (kind, tenant, key),
+        )
+        return bool(rows)
 
     async def delete_context(self, local_id: str) -> bool:
         """Remove a context record."""

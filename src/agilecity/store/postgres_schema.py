@@ -95,4 +95,11 @@ END
 $$;
 """
 
-MIGRATIONS: list[str] = [_V1]
+_V2 = r"""
+CREATE TABLE records (
+    kind text NOT NULL, tenant text NOT NULL, key text NOT NULL, doc jsonb NOT NULL,
+    PRIMARY KEY (kind, tenant, key)
+);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2]

@@ -38,11 +38,12 @@ from agilecity.store.base import (
     HistoryQuery,
     HistoryRow,
     Mutation,
+    Record,
     Store,
     TypeSummary,
     WriteResult,
 )
-from agilecity.store.sql import SQLiteQueryCompiler
+from agilecity.store.sql import SQLiteQueryCompiler, records_filter
 
 T = TypeVar("T")
 SCHEMA_VERSION = 1
@@ -82,6 +83,10 @@ CREATE TABLE IF NOT EXISTS changes (
 CREATE TABLE IF NOT EXISTS contexts (
     local_id TEXT PRIMARY KEY, url TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
     body TEXT NOT NULL, created_at TEXT NOT NULL, last_usage TEXT, hits INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    kind TEXT NOT NULL, tenant TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (kind, tenant, key)
 );
 """
 _MAX_GROUP = 256
@@ -578,6 +583,60 @@ class SQLiteStore(Store):
             )
 
         await self._submit(_RawJob(mutation))
+
+    async def put_record(self, record: Record, *, create: bool) -> None:
+        """Store a record (AlreadyExistsError with create when it exists)."""
+        verb = "INSERT" if create else "INSERT OR REPLACE"
+        failed: list[bool] = []
+
+        def mutation(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    f"{verb} INTO records VALUES (?, ?, ?, ?)",
+                    (record.kind, record.tenant, record.key, orjson.dumps(record.doc).decode()),
+                )
+            except sqlite3.IntegrityError:
+                failed.append(True)
+
+        await self._submit(_RawJob(mutation))
+        if failed:
+            raise AlreadyExistsError(f"{record.kind} {record.key!r} already exists")
+
+    async def get_record(self, kind: str, tenant: str, key: str) -> Record | None:
+        """One record, or None."""
+
+        def run(conn: sqlite3.Connection) -> Record | None:
+            row = conn.execute(
+                "SELECT doc FROM records WHERE kind = ? AND tenant = ? AND key = ?",
+                (kind, tenant, key),
+            ).fetchone()
+            return None if row is None else Record(kind, tenant, key, orjson.loads(row[0]))
+
+        return await self._read(run)
+
+    async def list_records(self, kind: str | None, tenant: str | None = None) -> list[Record]:
+        """Records of a kind (every kind for None), by kind, tenant, key."""
+
+        def run(conn: sqlite3.Connection) -> list[Record]:
+            sql, params = records_filter(kind, tenant, "?")
+            rows = conn.execute(f"SELECT kind, tenant, key, doc FROM records{sql}", params)
+            return [Record(k, t, key, orjson.loads(d)) for k, t, key, d in rows]
+
+        return await self._read(run)
+
+    async def delete_record(self, kind: str, tenant: str, key: str) -> bool:
+        """Remove a record."""
+        deleted: list[bool] = []
+
+        def mutation(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute(
+                "DELETE FROM records WHERE kind = ? AND tenant = ? AND key = ?",
+                (kind, tenant, key),
+            )
+            deleted.append(cursor.rowcount > 0)
+
+        await self._submit(_RawJob(mutation))
+        return bool(deleted and deleted[0])
 
     async def delete_context(self, local_id: str) -> bool:
         """Remove a context record."""
