@@ -12,9 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## demo: set up and start the platform on the embedded SQLite store
+## demo: set up and start the platform, its gateway and the demo town (SQLite store)
 demo: $(STAMP)
-	$(BIN)/agilecity serve
+	$(BIN)/agilecity demo
 
 ## test: set up, lint, type-check and run the whole test suite
 test: $(STAMP)
@@ -31,6 +31,7 @@ lint: $(STAMP)
 ## bench: run the benchmarks and print their table
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/simulator.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

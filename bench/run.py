@@ -21,6 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from history_and_notifications import notification_latency, temporal_aggregation  # noqa: E402
+from ingest import ingestion_lag, sustained_ingestion  # noqa: E402
 
 PY = sys.executable
 
@@ -115,6 +116,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--rate", type=int, default=200, help="updates/s for notification latency")
     parser.add_argument("--db", default="", help="store URL (default: a fresh SQLite file)")
+    parser.add_argument("--frames", type=int, default=20_000, help="MQTT frames for ingestion")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -134,6 +136,8 @@ def main() -> int:
         "AGILECITY_LOG_LEVEL": "warning",
         "AGILECITY_DB": db,
         "AGILECITY_ALLOW_PRIVATE_NOTIFICATION_URLS": "true",
+        "AGILECITY_GATEWAY": "true",
+        "AGILECITY_MQTT_SHARE_GROUP": f"bench{port}",
     }
     broker = start([PY, "-m", "agilecity.cli", "serve"], broker_env)
     try:
@@ -151,6 +155,8 @@ def main() -> int:
         server = f"http://127.0.0.1:{port}"
         latency = notification_latency(server, args.rate, args.duration)
         aggregation = temporal_aggregation(server)
+        ingestion = sustained_ingestion(server, args.frames)
+        lag = ingestion_lag(server, args.rate, args.duration)
     finally:
         for process in (bare, broker):
             process.terminate()
@@ -174,6 +180,15 @@ def main() -> int:
         f"{aggregation['backfill_per_s']:.0f} readings/s; daily average over a year "
         f"({aggregation['periods']:.0f} periods): p50 {aggregation['p50']:.1f} ms, "
         f"p95 {aggregation['p95']:.1f} ms"
+    )
+    print(
+        f"device gateway: {ingestion['written']:.0f}/{ingestion['frames']:.0f} MQTT frames "
+        f"written at {ingestion['rate']:.0f} frames/s "
+        f"(publisher {ingestion['publish_rate']:.0f}/s; "
+        f"Mosquitto to a bare subscriber {ingestion['ceiling']:.0f}/s, "
+        f"{ingestion['ceiling_received']:.0f} received); frame-to-notification lag at "
+        f"{lag['rate']:.0f} frames/s: p50 {lag.get('p50', float('nan')):.1f} ms, "
+        f"p99 {lag.get('p99', float('nan')):.1f} ms ({lag['received']:.0f}/{lag['sent']:.0f})"
     )
     return 0
 

@@ -1,4 +1,4 @@
-"""The command line: ``agilecity serve | config check | db upgrade | devices | export | import``."""
+"""The command line: serve, demo, simulate, config check, db upgrade, devices, export, import."""
 
 from __future__ import annotations
 
@@ -42,6 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers", type=int, default=1, help="API processes (PostgreSQL only; default 1)"
     )
+    demo = commands.add_parser(
+        "demo",
+        help="start the platform with its gateway and the demo town living in it",
+        epilog="The settings of serve apply (see agilecity serve --help); the gateway is on.",
+    )
+    demo.add_argument("--host", help="listen address (AGILECITY_HOST)")
+    demo.add_argument("--port", type=int, help="listen port (AGILECITY_PORT)")
+    demo.add_argument("--db", help="store URL (AGILECITY_DB)")
+    demo.add_argument("--seed", type=int, default=1, help="the town's seed (default 1)")
+    demo.add_argument(
+        "--speed", type=float, default=1.0, help="simulated time per real time (default 1)"
+    )
+    demo.add_argument(
+        "--backfill-days", type=float, default=14.0, help="days of history first (default 14)"
+    )
+    demo.add_argument("--tenant", default="", help="tenant of the town (default tenant)")
     config = commands.add_parser("config", help="settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     config_commands.add_parser(
@@ -90,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return simulate(args)
     overrides: dict[str, Any] = {"db": getattr(args, "db", None)}
-    if args.command == "serve":
+    if args.command in ("serve", "demo"):
         overrides.update({"host": args.host, "port": args.port})
+    if args.command == "demo":
+        overrides["gateway"] = True
     try:
         settings = Settings.load(overrides)
     except AgileCityError as exc:
@@ -103,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "serve":
         return serve(settings, workers=args.workers)
+    if args.command == "demo":
+        return demo(settings, args)
     try:
         return asyncio.run(_store_command(args, settings))
     except (OSError, ValueError, AgileCityError) as exc:
@@ -189,6 +209,42 @@ class _Unclosed:
         self.stream.flush()
 
 
+def demo(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the platform and the demo town until interrupted."""
+    from agilecity.demo import DemoError, DemoOptions, serve_demo
+
+    if args.speed <= 0 or args.backfill_days < 0:
+        print("agilecity: --speed must be positive, --backfill-days not negative", file=sys.stderr)
+        return 2
+    _configure_logging(settings)
+    _banner(settings)
+    options = DemoOptions(args.seed, args.speed, args.backfill_days, args.tenant)
+    try:
+        asyncio.run(serve_demo(settings, options))
+    except KeyboardInterrupt:
+        return 0
+    except (DemoError, OSError) as exc:
+        print(f"agilecity: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+
+
+def _banner(settings: Settings) -> None:
+    print(
+        f"AgileCity {__version__}: NGSI-LD API on http://{settings.host}:{settings.port}/ngsi-ld/v1"
+    )
+    print(f"store: {settings.db}")
+    if settings.gateway:
+        print(f"device gateway: /iot and mqtt://{settings.mqtt_host}:{settings.mqtt_port}")
+
+
 def serve(settings: Settings, workers: int = 1) -> int:
     """Run the HTTP server until interrupted (several worker processes on PostgreSQL)."""
     import uvicorn
@@ -202,13 +258,8 @@ def serve(settings: Settings, workers: int = 1) -> int:
         )
         return 2
 
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    print(
-        f"AgileCity {__version__}: NGSI-LD API on http://{settings.host}:{settings.port}/ngsi-ld/v1"
-    )
-    print(f"store: {settings.db}")
+    _configure_logging(settings)
+    _banner(settings)
     if workers > 1:
         # Each worker process builds its own app from the same settings (passed as env).
         for name in Settings.help_texts():

@@ -156,7 +156,7 @@ def test_nights_are_quieter_than_days(town: Town) -> None:
 @pytest.mark.parametrize("day", [date(2026, 1, 12), date(2026, 6, 21)])
 def test_lights_are_on_at_night_and_off_at_noon(day: date) -> None:
     town = Town(seed=1)
-    observer = Observer(latitude=50.69, longitude=3.16)
+    observer = Observer(latitude=50.58, longitude=2.98)  # the town centre
     times = sun(observer, day, tzinfo=UTC)
     start = datetime.combine(day, datetime.min.time(), UTC)
     readings = list(town.readings(start, start + timedelta(days=1)))

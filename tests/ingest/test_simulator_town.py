@@ -60,8 +60,8 @@ def test_geography_is_valid_geojson_in_northern_france(town: Town) -> None:
             west, south, east, north = geometry.bounds
             lons += [west, east]
             lats += [south, north]
-    assert 3.10 < min(lons) < max(lons) < 3.22
-    assert 50.66 < min(lats) < max(lats) < 50.72
+    assert 2.92 < min(lons) < max(lons) < 3.04
+    assert 50.55 < min(lats) < max(lats) < 50.61
     width_km = (max(lons) - min(lons)) * 111.32 * 0.633
     assert 2.5 < width_km < 6  # a few kilometres across
 

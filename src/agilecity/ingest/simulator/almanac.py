@@ -18,8 +18,8 @@ from astral.sun import elevation, sunrise, sunset
 from agilecity.ingest.simulator.base import DAY
 
 #: The centre of the fictional town (WGS84), near Roubaix in northern France.
-CENTRE_LON = 3.16
-CENTRE_LAT = 50.69
+CENTRE_LON = 2.98  # a fictional spot south-west of Lille, clear of real Roubaix
+CENTRE_LAT = 50.58
 OBSERVER = Observer(latitude=CENTRE_LAT, longitude=CENTRE_LON, elevation=30)
 
 

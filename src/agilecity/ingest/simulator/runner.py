@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import sys
 import time
@@ -289,12 +290,19 @@ async def live(
     mqtt_port: int = 1883,
     on_batch: Callable[[list[Reading]], Awaitable[None]] | None = None,
 ) -> int:
-    """Publish the live readings over MQTT (UltraLight); how many were published."""
+    """Publish the live readings over MQTT (UltraLight, QoS 1); how many were published."""
     published = 0
-    async with aiomqtt.Client(mqtt_host, mqtt_port) as client:
+    quiet = logging.getLogger("agilecity.simulator.mqtt")  # aiomqtt logs queued publishes
+    quiet.setLevel(logging.ERROR)
+    async with aiomqtt.Client(
+        mqtt_host, mqtt_port, max_inflight_messages=100, logger=quiet
+    ) as client:
         async for batch in live_batches(town, start, speed=speed, duration=duration):
-            for reading in batch:
-                await client.publish(topic(reading), ultralight(reading).encode(), qos=0)
+            for k in range(0, len(batch), 100):  # acknowledged, up to 100 in flight
+                await asyncio.gather(*(
+                    client.publish(topic(r), ultralight(r).encode(), qos=1)
+                    for r in batch[k : k + 100]
+                ))  # fmt: skip
             published += len(batch)
             if on_batch is not None:
                 await on_batch(batch)

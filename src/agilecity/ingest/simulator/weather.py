@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from agilecity.ingest.simulator.almanac import day_of_year, sun_elevation
+from agilecity.ingest.simulator.almanac import CENTRE_LON, day_of_year, sun_elevation
 from agilecity.ingest.simulator.base import DAY, rng
 
 #: Seconds between two weather samples (and the 15-minute readings built on them).
@@ -119,7 +119,7 @@ def day_weather(seed: int, day: int) -> DayWeather:
     anomaly = before + (after - before) * centre
     yearly = 11.0 + 7.5 * np.asarray(_season(doy - 0.5 + frac))
     amplitude = (7.0 + 3.0 * season) * (1 - 0.6 * cloud)  # peak to peak, K
-    solar_hour = (times % DAY) / 3600 + 3.16 / 15
+    solar_hour = (times % DAY) / 3600 + CENTRE_LON / 15
     diurnal = amplitude / 2 * np.cos(2 * np.pi * (solar_hour - 15) / 24)
     rain = _rain(seed, day, cloud, season)
     raining = rain > 0
