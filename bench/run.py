@@ -135,6 +135,7 @@ def main() -> int:
         "AGILECITY_PORT": str(port),
         "AGILECITY_LOG_LEVEL": "warning",
         "AGILECITY_DB": db,
+        "AGILECITY_AUTH": "false",  # the open mode: wrk and the probes send no credentials
         "AGILECITY_ALLOW_PRIVATE_NOTIFICATION_URLS": "true",
         "AGILECITY_GATEWAY": "true",
         "AGILECITY_MQTT_SHARE_GROUP": f"bench{port}",

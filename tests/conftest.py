@@ -29,7 +29,7 @@ POSTGRES_URL = os.environ.get(
 )
 POSTGRES_TABLES = (
     "entities, entity_types, entity_attrs, geo_shapes, contexts, subscriptions, changes, "
-    "history, temporal_entities, tenants, records"
+    "history, temporal_entities, tenants, records, audit"
 )
 
 
@@ -81,9 +81,14 @@ def _truncate(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        exists = conn.execute("SELECT to_regclass('entities')").fetchone()
-        if exists is not None and exists[0] is not None:
-            conn.execute(f"TRUNCATE {POSTGRES_TABLES} RESTART IDENTITY CASCADE")
+        names = [n.strip() for n in POSTGRES_TABLES.split(",")]
+        found = conn.execute(
+            "SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NOT NULL", (names,)
+        ).fetchall()
+        tables = [row[0] for row in found]  # an older schema lacks the newer tables
+        if tables:
+            conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        if "entities" in tables:
             conn.execute("UPDATE subscription_version SET version = 0")
 
 
@@ -106,11 +111,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """Settings for a test: a fresh SQLite file (unless ``db`` is given), no environment,
-    private context and notification URLs allowed (the test servers are on loopback)."""
+    private context and notification URLs allowed (the test servers are on loopback), and
+    the documented open mode (auth off): feature tests exercise features, while
+    tests/security/test_auth.py exercises authentication and roles on every route family."""
     values: dict[str, Any] = {
         "db": f"sqlite:///{tmp_path}/agilecity.sqlite",
         "allow_private_context_urls": True,
         "allow_private_notification_urls": True,
+        "auth": False,
     }
     values.update(overrides)
     return Settings.load(values, env={}, toml_path=tmp_path / "absent.toml")
@@ -124,6 +132,16 @@ async def running_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
+
+
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
+    """Like ``running_client``, also giving the app (its state holds broker, credentials...)."""
+    app: Starlette = build_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield app, client
 
 
 @pytest.fixture

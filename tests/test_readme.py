@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
+from tests.conftest import running_app
+
+from agilecity.settings import Settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCK = re.compile(r"```(sh|json)\n(.*?)```", re.S)
@@ -60,19 +64,30 @@ def test_readme_has_the_three_examples() -> None:
     assert len(examples()) == 3
 
 
-async def test_readme_examples_answer_as_written(client: httpx.AsyncClient) -> None:
+async def test_readme_examples_answer_as_written(
+    settings_factory: Callable[..., Settings],
+) -> None:
     text = README.read_text(encoding="utf-8")
     location = re.search(r"`Location: ([^`]+)`", text)
     assert location is not None
-    for command, expected in examples():
-        method, path, headers, body, query = curl_to_request(command)
-        params = [tuple(item.split("=", 1)) for item in query]
-        response = await client.request(
-            method, path, headers=headers, content=body, params=params or None
-        )
-        if expected is None:
-            assert response.status_code == 201, response.text
-            assert response.headers["location"] == location.group(1)
-        else:
-            assert response.status_code == 200, response.text
-            assert response.json() == orjson.loads(expected)
+    async with running_app(settings_factory(auth=True)) as (app, client):
+        _, key = await app.state.credentials.create_key("admin", ["*"], "readme")
+        for command, expected in examples():
+            await _check(client, command.replace("$AGILECITY_KEY", key), expected, location)
+
+
+async def _check(
+    client: httpx.AsyncClient, command: str, expected: str | None, location: re.Match[str]
+) -> None:
+    """Send one README command (auth on, as after make demo) and compare the answer."""
+    method, path, headers, body, query = curl_to_request(command)
+    params = [tuple(item.split("=", 1)) for item in query]
+    response = await client.request(
+        method, path, headers=headers, content=body, params=params or None
+    )
+    if expected is None:
+        assert response.status_code == 201, response.text
+        assert response.headers["location"] == location.group(1)
+    else:
+        assert response.status_code == 200, response.text
+        assert response.json() == orjson.loads(expected)

@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from agilecity import __version__
+from agilecity.api.access import AccessMiddleware, AuditLog
 from agilecity.api.iot_agent import IotAgentApi
 from agilecity.api.ngsi_ld import NgsiLdApi
 from agilecity.api.ngsi_ld_subscriptions import SubscriptionApi
@@ -23,6 +25,8 @@ from agilecity.api.problems import (
     handle_http_exception,
     handle_unexpected,
 )
+from agilecity.api.staff import StaffApi
+from agilecity.auth import Credentials, JwtPolicy
 from agilecity.broker.broker import Broker, Limits, Retention
 from agilecity.broker.contexts import ContextRegistry, FetchPolicy
 from agilecity.broker.notifier import DeliveryPolicy
@@ -91,12 +95,33 @@ def build_gateway(settings: Settings, broker: Broker) -> Gateway:
     return Gateway(broker, options)
 
 
+def build_credentials(settings: Settings, broker: Broker) -> Credentials | None:
+    """The credential checks, or None in the open mode (auth off)."""
+    if not settings.auth:
+        return None
+    policy = JwtPolicy(
+        secret=settings.auth_jwt_secret,
+        jwks_url=settings.auth_jwks_url,
+        issuer=settings.auth_jwt_issuer,
+        audience=settings.auth_jwt_audience,
+    )
+    return Credentials(broker, policy, session_hours=settings.session_hours)
+
+
+OPEN_MODE_WARNING = (
+    "AUTHENTICATION IS OFF (AGILECITY_AUTH=false): anyone who reaches this port may read and "
+    "write everything. Use this open mode only for local development and conformance tests."
+)
+
+
 def build_app(settings: Settings) -> Starlette:
     """The whole platform as one ASGI app; the store opens in the lifespan."""
     store = open_store(settings)
     broker = build_broker(settings, store)
     api = NgsiLdApi(broker, settings.max_body_bytes, settings.max_json_depth)
     gateway = build_gateway(settings, broker) if settings.gateway else None
+    credentials = build_credentials(settings, broker)
+    audit = AuditLog(store)
     ready = {"value": False}
 
     @contextlib.asynccontextmanager
@@ -104,10 +129,13 @@ def build_app(settings: Settings) -> Starlette:
         await store.open()
         await broker.contexts.load(settings.context_dir)
         await broker.start()
+        await audit.start()
         if gateway is not None:
             await gateway.start()
         ready["value"] = True
         log.info("AgileCity %s ready on %s", __version__, settings.db)
+        if credentials is None:
+            log.warning(OPEN_MODE_WARNING)
         try:
             yield
         finally:
@@ -115,6 +143,7 @@ def build_app(settings: Settings) -> Starlette:
             if gateway is not None:
                 await gateway.stop()
             await broker.stop()
+            await audit.stop()
             await store.close()
 
     async def health(request: Request) -> Response:
@@ -152,10 +181,18 @@ def build_app(settings: Settings) -> Starlette:
         *TemporalApi(api).routes(),
         *SubscriptionApi(api).routes(),
         *(IotAgentApi(gateway, settings.max_body_bytes).routes() if gateway is not None else []),
+        *StaffApi(credentials, audit, settings.secure_cookies).routes(),
     ]
+    access = Middleware(
+        AccessMiddleware,
+        credentials=credentials,
+        audit=audit,
+        public_types=settings.public_type_set(),
+    )
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[access],
         exception_handlers={
             AgileCityError: handle_agilecity_error,
             HTTPException: handle_http_exception,
@@ -165,6 +202,7 @@ def build_app(settings: Settings) -> Starlette:
     app.state.broker = broker
     app.state.gateway = gateway
     app.state.settings = settings
+    app.state.credentials = credentials
     return app
 
 

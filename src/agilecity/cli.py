@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers", type=int, default=1, help="API processes (PostgreSQL only; default 1)"
     )
+    serve.add_argument(
+        "--open", action="store_true", help="no authentication (AGILECITY_AUTH=false): local "
+        "development and conformance testing only",
+    )  # fmt: skip
     demo = commands.add_parser(
         "demo",
         help="start the platform with its gateway and the demo town living in it",
@@ -80,6 +84,29 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (provision, remove, device_commands.choices["list"]):
         sub.add_argument("--tenant", default="", help="tenant (fiware-service); default tenant")
         sub.add_argument("--db", help="store URL (AGILECITY_DB)")
+    keys = commands.add_parser("keys", help="API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create an API key and print it (once)")
+    create.add_argument("--role", required=True, choices=["admin", "manager", "operator", "device"])
+    create.add_argument(
+        "--tenant", action="append", help="tenant granted (repeat; '' default tenant, * all; "
+        "default: * for admin, the default tenant otherwise)",
+    )  # fmt: skip
+    create.add_argument("--name", default="", help="a label for the audit log")
+    key_commands.add_parser("list", help="list the keys (never their secrets)")
+    revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    users = commands.add_parser("users", help="staff accounts (console logins)")
+    user_commands = users.add_subparsers(dest="users_command", required=True)
+    add_user = user_commands.add_parser("add", help="add a staff account (asks the password)")
+    add_user.add_argument("username")
+    add_user.add_argument("--role", required=True, choices=["admin", "manager", "operator"])
+    add_user.add_argument("--tenant", action="append", help="tenant granted (repeat)")
+    add_user.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    for sub in (create, revoke, add_user, key_commands.choices["list"]):
+        sub.add_argument("--db", help="store URL (AGILECITY_DB)")
     for name, text in (
         ("export", "write the whole store as NDJSON"),
         ("import", "load an NDJSON export and verify it"),
@@ -108,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides: dict[str, Any] = {"db": getattr(args, "db", None)}
     if args.command in ("serve", "demo"):
         overrides.update({"host": args.host, "port": args.port})
+    if args.command == "serve" and args.open:
+        overrides["auth"] = False
     if args.command == "demo":
         overrides["gateway"] = True
     try:
@@ -145,6 +174,8 @@ async def _store_command(args: argparse.Namespace, settings: Settings) -> int:
             print(f"exported {summary.counts}", file=sys.stderr)
         elif args.command == "devices":
             await _devices_command(args, settings, store)
+        elif args.command in ("keys", "users"):
+            await _credentials_command(args, settings, store)
         elif args.command == "import":
             with _binary(args.file, "rb") as source:
                 summary = await import_city(store, source)
@@ -187,6 +218,36 @@ async def _devices_command(args: argparse.Namespace, settings: Settings, store: 
     else:
         await registry.delete_device(args.tenant, args.device_id)
         print(f"device {args.device_id!r} removed", file=sys.stderr)
+
+
+async def _credentials_command(args: argparse.Namespace, settings: Settings, store: Any) -> None:
+    import getpass
+
+    import orjson
+
+    from agilecity.app import build_broker
+    from agilecity.auth import Credentials
+
+    credentials = Credentials(build_broker(settings, store))
+    if args.command == "users":
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass(f"password for {args.username}: ")
+        await credentials.add_user(args.username, password, args.role, args.tenant or [""])
+        print(f"user {args.username!r} added ({args.role})", file=sys.stderr)
+    elif args.keys_command == "create":
+        tenants = args.tenant or (["*"] if args.role == "admin" else [""])
+        key_id, token = await credentials.create_key(args.role, tenants, args.name)
+        print(token)
+        print(
+            f"key {key_id} ({args.role}, tenants {tenants}): shown once, keep it", file=sys.stderr
+        )
+    elif args.keys_command == "list":
+        print(orjson.dumps(await credentials.list_keys(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        await credentials.revoke_key(args.key_id)
+        print(f"key {args.key_id} revoked", file=sys.stderr)
 
 
 def _binary(path: Path, mode: str) -> Any:
@@ -243,6 +304,10 @@ def _banner(settings: Settings) -> None:
     print(f"store: {settings.db}")
     if settings.gateway:
         print(f"device gateway: /iot and mqtt://{settings.mqtt_host}:{settings.mqtt_port}")
+    if not settings.auth:
+        from agilecity.app import OPEN_MODE_WARNING
+
+        print(f"\n*** {OPEN_MODE_WARNING} ***\n", file=sys.stderr)
 
 
 def serve(settings: Settings, workers: int = 1) -> int:

@@ -29,6 +29,7 @@ from agilecity.store.base import Record
 
 log = logging.getLogger("agilecity.demo")
 STATE_KIND, STATE_KEY = "demo_town", "state"
+DEMO_KEY_NAME = "demo-admin"
 CHECKPOINT_EVERY = 5.0  # seconds between saves of the simulated time reached
 
 
@@ -57,11 +58,25 @@ class DemoTown:
         self.options = options
         self._saved = 0.0
         self._last: datetime | None = None
+        self.admin_key: str | None = None
+
+    async def _admin_key(self) -> str | None:
+        """A fresh admin key for this run (the previous run's is revoked); None in open mode."""
+        credentials = self.app.state.credentials
+        if credentials is None:
+            return None
+        for key in await credentials.list_keys():
+            if key["name"] == DEMO_KEY_NAME and not key["revoked_at"]:
+                await credentials.revoke_key(key["id"])
+        _, token = await credentials.create_key("admin", ["*"], DEMO_KEY_NAME)
+        token_text: str = token
+        return token_text
 
     def _client(self) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=self.app)
         base = f"http://{self.settings.host}:{self.settings.port}"
-        return httpx.AsyncClient(transport=transport, base_url=base, timeout=120)
+        headers = {"Authorization": f"Bearer {self.admin_key}"} if self.admin_key else {}
+        return httpx.AsyncClient(transport=transport, base_url=base, timeout=120, headers=headers)
 
     async def _state(self) -> dict[str, str | int] | None:
         record = await self.broker.get_record(STATE_KIND, self.options.tenant, STATE_KEY)
@@ -77,6 +92,7 @@ class DemoTown:
     async def prepare(self, progress: TextIO | None = sys.stderr) -> tuple[Town, datetime]:
         """Provision and backfill as needed; the town and the simulated time live starts at."""
         options = self.options
+        self.admin_key = await self._admin_key()
         now = datetime.now(UTC).replace(microsecond=0)
         window = timedelta(days=options.backfill_days)
         state = await self._state()
@@ -149,12 +165,12 @@ class DemoTown:
         """prepare, tell where to look, then live; the live readings sent."""
         town, start = await self.prepare(progress)
         if progress is not None:
-            progress.write(where_to_look(self.settings, town) + "\n")
+            progress.write(where_to_look(self.settings, town, self.admin_key) + "\n")
             progress.flush()
         return await self.live(town, start)
 
 
-def where_to_look(settings: Settings, town: Town) -> str:
+def where_to_look(settings: Settings, town: Town, admin_key: str | None = None) -> str:
     """The lines printed once the town is ready."""
     base = f"http://{settings.host}:{settings.port}"
     counts: dict[str, int] = {}
@@ -169,6 +185,11 @@ def where_to_look(settings: Settings, town: Town) -> str:
         f"  a history      {base}/ngsi-ld/v1/temporal/entities?type=WeatherObserved&lastN=10",
         f"  devices        {base}/iot/devices",
         f"  gateway health {base}/health   (counters also at {base}/metrics)",
+        *([
+            "Public data reads need no key; everything else does. An admin key for this run:",
+            f"  export AGILECITY_KEY={admin_key}",
+            '  curl -H "Authorization: Bearer $AGILECITY_KEY" ' + base + "/iot/devices",
+        ] if admin_key else ["Authentication is off (open mode)."]),
         "Stop with Ctrl-C; the next start fills in the time it was stopped.",
     ])  # fmt: skip
 

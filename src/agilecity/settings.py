@@ -66,6 +66,28 @@ class Settings:
         "", "Per-tenant retention overrides, e.g. 'roubaix=365,carouge=730'."
     )
     log_level: str = _setting("info", "Log level: debug, info, warning, error.")
+    auth: bool = _setting(
+        True,
+        "Require credentials (API keys, JWT bearer tokens, staff sessions) for all but public "
+        "reads; false is the open mode, for local development and conformance testing only.",
+    )
+    public_types: str = _setting(
+        "ParkingSpot,OnStreetParking,ParkingGroup,NoiseLevelObserved,WeatherObserved,"
+        "AirQualityObserved,Streetlight,EVChargingStation,WasteContainer,Garden,FlowerBed,"
+        "GreenspaceRecord,Building,KeyPerformanceIndicator",
+        "Entity types anonymous visitors may read (comma-separated); every other type needs "
+        "credentials.",
+    )
+    auth_jwt_secret: str = _setting("", "Shared secret verifying HS256 bearer JWTs (empty: none).")
+    auth_jwks_url: str = _setting(
+        "", "URL of the OIDC issuer's key set (JWKS) verifying RS256/ES256 bearer JWTs."
+    )
+    auth_jwt_issuer: str = _setting("", "Required iss claim of bearer JWTs (empty: not checked).")
+    auth_jwt_audience: str = _setting("", "Required aud claim of bearer JWTs (empty: not checked).")
+    session_hours: float = _setting(8.0, "Hours a staff login session lasts.")
+    secure_cookies: bool = _setting(
+        False, "Mark the session cookie Secure (set it when served over HTTPS)."
+    )
     gateway: bool = _setting(
         False, "Run the device gateway: IoT Agent API under /iot and the MQTT listener."
     )
@@ -133,6 +155,10 @@ class Settings:
         result.validate()
         return result
 
+    def public_type_set(self) -> frozenset[str]:
+        """public_types parsed."""
+        return frozenset(t.strip() for t in self.public_types.split(",") if t.strip())
+
     def retention_per_tenant(self) -> dict[str, int]:
         """history_retention_tenants parsed: tenant -> days."""
         result: dict[str, int] = {}
@@ -164,6 +190,10 @@ class Settings:
                 raise SettingsError(f"{name} must be positive")
         if not self.mqtt_share_group or any(c in self.mqtt_share_group for c in "/+#"):
             raise SettingsError("mqtt_share_group must be a non-empty name without / + #")
+        if self.session_hours <= 0:
+            raise SettingsError("session_hours must be positive")
+        if self.auth_jwt_secret and self.auth_jwks_url:
+            raise SettingsError("give auth_jwt_secret or auth_jwks_url, not both")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise SettingsError("log_level must be debug, info, warning or error")
 

@@ -186,15 +186,28 @@ async def test_http_ultralight_creates_then_updates_the_entity(gw: httpx.AsyncCl
     assert entity["location"]["value"] == {"type": "Point", "coordinates": [3.17, 50.69]}
     assert entity["refDevice"]["object"] == "urn:ngsi-ld:Device:dev1"
     assert "observedAt" in entity["temperature"]
-    # a timestamped group then an untimestamped one: two history instances, in order
-    r = await gw.post("/iot/d?k=k1&i=dev1", content=b"2026-01-01T00:00:00Z|t|1#t|2")
-    assert r.status_code == 200
-    history = (
-        await gw.get(f"{BASE}/temporal/entities/urn:ngsi-ld:WeatherObserved:dev1?attrs=temperature")
-    ).json()
+    # two timestamped groups in one frame: two updates, two history instances, in order
+    r = await gw.post(
+        "/iot/d?k=k1&i=dev1", content=b"2099-01-01T00:00:00Z|t|1#2099-01-01T00:15:00Z|t|2"
+    )
+    assert r.status_code == 200 and r.json()["written"] == 2
+    history_url = f"{BASE}/temporal/entities/urn:ngsi-ld:WeatherObserved:dev1?attrs=temperature"
+    history = (await gw.get(history_url)).json()
     values = sorted((i["observedAt"], i["value"]) for i in history["temperature"])
-    assert [v for _, v in values] == [1, 21.5, 2]
-    assert values[0][0] == "2026-01-01T00:00:00.000Z"
+    assert [v for _, v in values] == [21.5, 1, 2]
+    assert values[-1][0] == "2099-01-01T00:15:00.000Z"
+    # the same frame delivered again (MQTT QoS 1 is at-least-once): nothing is doubled
+    r = await gw.post(
+        "/iot/d?k=k1&i=dev1", content=b"2099-01-01T00:00:00Z|t|1#2099-01-01T00:15:00Z|t|2"
+    )
+    assert r.status_code == 200 and r.json()["written"] == 0 and r.json()["skipped"] == 2
+    assert (await gw.get(history_url)).json() == history
+    # an older measure never moves the current value back in time
+    r = await gw.post("/iot/d?k=k1&i=dev1", content=b"2026-01-01T00:00:00Z|t|-3")
+    assert r.json()["skipped"] == 1
+    entity = (await gw.get(f"{BASE}/entities/urn:ngsi-ld:WeatherObserved:dev1")).json()
+    assert entity["temperature"]["value"] == 2
+    assert (await _counters(gw))["measures_not_newer"] == 3
 
 
 async def test_http_json_and_get_forms(gw: httpx.AsyncClient) -> None:

@@ -59,6 +59,7 @@ def two_servers(empty_postgres: str) -> Iterator[tuple[str, str]]:
     for _ in range(2):
         port = free_port()
         env = {**os.environ, "AGILECITY_DB": postgres_url, "AGILECITY_PORT": str(port),
+               "AGILECITY_AUTH": "false",
                "AGILECITY_ALLOW_PRIVATE_NOTIFICATION_URLS": "true",
                "AGILECITY_LOG_LEVEL": "warning"}  # fmt: skip
         processes.append(

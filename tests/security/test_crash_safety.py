@@ -53,6 +53,7 @@ class Server:
 
     def start(self) -> Server:
         env = {**os.environ, "AGILECITY_DB": self.db_url, "AGILECITY_PORT": str(self.port),
+               "AGILECITY_AUTH": "false",
                "AGILECITY_LOG_LEVEL": "error"}  # fmt: skip
         self.process = subprocess.Popen(
             [sys.executable, "-m", "agilecity.cli", "serve"], env=env,

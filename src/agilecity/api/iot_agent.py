@@ -159,7 +159,7 @@ class IotAgentApi:
             body_out = {"name": exc.cause.upper(), "message": exc.detail}
             return _json(body_out, exc.status)
         return _json({"entity": outcome.entity_id, "written": outcome.written,
-                      "rejected": outcome.rejected})  # fmt: skip
+                      "skipped": outcome.skipped, "rejected": outcome.rejected})  # fmt: skip
 
     async def receive_ultralight(self, request: Request) -> Response:
         """POST /iot/d (UltraLight body) or GET /iot/d?d=<payload>."""

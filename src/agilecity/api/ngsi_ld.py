@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from agilecity.api.access import public_types_of
 from agilecity.api.negotiation import (
     GEO_JSON,
     JSON,
@@ -30,12 +31,12 @@ from agilecity.api.negotiation import (
     strip_contexts,
     tenant_of,
 )
-from agilecity.broker.broker import BatchResult, Broker, QueryParams, SelectorParams
+from agilecity.broker.broker import BatchResult, Broker, QueryParams, SelectorParams, is_visible
 from agilecity.broker.context import ContextSource, TermMap
 from agilecity.broker.entities import expand_name
 from agilecity.broker.operations import UpdateResult
 from agilecity.broker.representation import render_entity, render_feature
-from agilecity.errors import BadRequestDataError
+from agilecity.errors import BadRequestDataError, ResourceNotFoundError
 
 PREFIX = "/ngsi-ld/v1"
 
@@ -86,7 +87,9 @@ class NgsiLdApi:
         media = negotiate(request, geo=True)
         terms = await self.terms(request)
         options = render_options(request, terms)
-        doc = await self.broker.retrieve_entity(tenant_of(request), request.path_params["id"])
+        doc = await self.broker.retrieve_entity(
+            tenant_of(request), request.path_params["id"], public_types_of(request)
+        )
         if media == GEO_JSON:
             geometry = self._geometry_iri(request, terms)
             feature = render_feature(doc, terms, options, geometry)
@@ -122,6 +125,7 @@ class NgsiLdApi:
             limit=int_param(request, "limit"),
             offset=int_param(request, "offset") or 0,
             count=bool_param(request, "count") or "count" in options_of(request),
+            visible_types=public_types_of(request),
         )
 
     async def query_entities(self, request: Request) -> Response:
@@ -190,6 +194,7 @@ class NgsiLdApi:
             limit=int_param(request, "limit"),
             offset=int_param(request, "offset") or 0,
             count=bool_param(request, "count"),
+            visible_types=public_types_of(request),
         )
         return await self._query_response(request, params, terms, media, attrs=attrs)
 
@@ -335,6 +340,8 @@ class NgsiLdApi:
         media = negotiate(request)
         terms = await self.terms(request)
         summaries = await self.broker.type_summaries(tenant_of(request))
+        visible = public_types_of(request)
+        summaries = [s for s in summaries if is_visible([s.type], visible)]
         if bool_param(request, "details"):
             body: Any = [
                 {
@@ -360,6 +367,8 @@ class NgsiLdApi:
         summary = await self.broker.type_summary(
             tenant_of(request), request.path_params["type"], terms
         )
+        if not is_visible([summary.type], public_types_of(request)):
+            raise ResourceNotFoundError(f"no entity of type {request.path_params['type']}")
         body = {
             "id": summary.type,
             "type": "EntityTypeInfo",

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from agilecity.api.access import public_types_of
 from agilecity.api.negotiation import (
     bool_param,
     int_param,
@@ -87,6 +88,7 @@ class TemporalApi:
             params,
             terms,
             render,
+            visible_types=public_types_of(request),
         )
         return json_response(entity, media_type=media, terms=terms)
 

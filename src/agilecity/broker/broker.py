@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from agilecity.broker import operations as ops
-from agilecity.broker.context import TermMap
+from agilecity.broker.context import TermMap, core_term_map
 from agilecity.broker.contexts import ContextRegistry
 from agilecity.broker.entities import (
     Doc,
@@ -36,6 +37,10 @@ from agilecity.broker.geo import DEFAULT_MAX_GEOMETRY_POINTS, parse_geo_query
 from agilecity.broker.history import History
 from agilecity.broker.notifier import DeliveryPolicy, Notifier
 from agilecity.broker.query import (
+    And,
+    Node,
+    Or,
+    TypeName,
     parse_q,
     parse_scope_q,
     parse_type_expression,
@@ -122,6 +127,7 @@ class QueryParams:
     limit: int | None = None
     offset: int = 0
     count: bool = False
+    visible_types: frozenset[str] | None = None  # None: every type; else only these (public)
 
 
 @dataclass
@@ -200,6 +206,45 @@ class Broker:
                 log.exception("history retention purge failed")
             await asyncio.sleep(self.retention.interval)
 
+    async def record_measures(
+        self,
+        tenant: str,
+        item: dict[str, Any],
+        statics: dict[str, Any],
+        terms: TermMap,
+    ) -> tuple[int, bool]:
+        """Device measures into an entity (created with ``statics`` if new), idempotently.
+
+        ``item`` is ``{"id", "type", <attr>: {... "observedAt"}}``. A measure not newer than
+        its attribute's current ``observedAt`` is a redelivered or stale frame and is
+        skipped, so at-least-once delivery never doubles history nor moves a value back in
+        time. Returns the attributes written and whether the entity was created.
+        """
+        now = now_iso()
+        fresh = parse_attributes(item, terms, now)
+        created = parse_entity({**statics, **item}, terms, now)
+        written, new = [0], [False]
+
+        def record(old: Doc | None) -> Doc:
+            if old is None:
+                written[0], new[0] = len(fresh), True
+                return created
+            newer = {}
+            for iri, instances in fresh.items():
+                stored = old["attrs"].get(iri, [])
+                latest = {i.get("datasetId"): i.get("observedAt") or "" for i in stored}
+                kept = [i for i in instances if _is_newer_than(i, latest)]
+                if kept:
+                    newer[iri] = kept
+            written[0] = len(newer)
+            if not newer:
+                return old
+            doc, _ = ops.append_attributes(old, newer, now, overwrite=True)
+            return doc
+
+        await self._write_one(tenant, created["id"], record)
+        return written[0], new[0]
+
     # -- configuration records (device provisioning, keys, service state) -------------
 
     async def put_record(self, record: Record, *, create: bool) -> None:
@@ -260,11 +305,16 @@ class Broker:
         await self._write_one(tenant, doc["id"], create)
         return str(doc["id"])
 
-    async def retrieve_entity(self, tenant: str, entity_id: str) -> Doc:
-        """The stored document of one entity."""
+    async def retrieve_entity(
+        self, tenant: str, entity_id: str, visible_types: frozenset[str] | None = None
+    ) -> Doc:
+        """The stored document of one entity (not found when its types are not visible)."""
         check_uri(entity_id, "entity id")
         await self.require_tenant(tenant)
-        return self._existing(await self.store.get(tenant, entity_id), entity_id)
+        doc = self._existing(await self.store.get(tenant, entity_id), entity_id)
+        if not is_visible(doc["type"], visible_types):
+            raise ResourceNotFoundError(f"entity {entity_id} not found")
+        return doc
 
     async def replace_entity(
         self, tenant: str, entity_id: str, payload: object, terms: TermMap
@@ -562,11 +612,15 @@ class Broker:
         )
         if geo is not None:
             geo = dataclasses.replace(geo, geoproperty=expand_name(terms, geo.geoproperty))
+        types = expand_query(parse_type_expression(params.type), terms) if params.type else None
+        if params.visible_types is not None:
+            visible: Node = Or(tuple(TypeName(t) for t in sorted(type_iris(params.visible_types))))
+            types = visible if types is None else And((types, visible))
         return EntityQuery(
             selectors=tuple(_selector(s, terms, max_regex) for s in params.selectors),
             ids=tuple(check_uri(i, "id") for i in params.ids),
             id_pattern=params.id_pattern,
-            types=expand_query(parse_type_expression(params.type), terms) if params.type else None,
+            types=types,
             q=expand_query(parse_q(params.q, max_regex), terms) if params.q else None,
             scope_q=parse_scope_q(params.scope_q) if params.scope_q else None,
             geo=geo,
@@ -611,6 +665,23 @@ class Broker:
             if summary.attr == iri:
                 return summary
         raise ResourceNotFoundError(f"no attribute {attr!r}")
+
+
+def _is_newer_than(instance: dict[str, Any], latest: dict[str | None, str]) -> bool:
+    """Whether a measured instance is newer than the stored one of its datasetId."""
+    return (instance.get("observedAt") or "~") > latest.get(instance.get("datasetId"), "")
+
+
+@functools.lru_cache(maxsize=32)
+def type_iris(names: frozenset[str]) -> frozenset[str]:
+    """Type names (expanded with the core context) or IRIs, as IRIs."""
+    core = core_term_map()
+    return frozenset(n if ":" in n else expand_name(core, n) for n in names)
+
+
+def is_visible(types: list[str], visible_types: frozenset[str] | None) -> bool:
+    """Whether an entity of these type IRIs may be shown (``None`` shows every type)."""
+    return visible_types is None or bool(set(types) & type_iris(visible_types))
 
 
 def _selector(params: SelectorParams, terms: TermMap, max_regex_length: int) -> EntitySelector:

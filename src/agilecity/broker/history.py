@@ -103,13 +103,16 @@ class History:
         params: TemporalParams,
         terms: TermMap,
         options: RenderOptions,
+        visible_types: frozenset[str] | None = None,
     ) -> dict[str, Any]:
         """GET /temporal/entities/{id} (also for an entity deleted since)."""
+        from agilecity.broker.broker import is_visible
+
         check_uri(entity_id, "entity id")
         params.validate()
         await self.broker.require_tenant(tenant)
         types = await self.store.history_types(tenant, entity_id)
-        if types is None:
+        if types is None or not is_visible(types, visible_types):
             raise ResourceNotFoundError(f"no temporal entity {entity_id}")
         expanded = [expand_name(terms, a) for a in attrs]
         rendered = await self._render(

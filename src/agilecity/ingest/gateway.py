@@ -26,7 +26,7 @@ import aiomqtt
 from agilecity.broker.broker import Broker
 from agilecity.broker.context import TermMap
 from agilecity.broker.timeutil import now_iso
-from agilecity.errors import AgileCityError, ResourceNotFoundError
+from agilecity.errors import AgileCityError
 from agilecity.ingest.devices import DEVICE, GROUP, DeviceRegistry, mappings
 from agilecity.ingest.frames import FrameError, MeasureGroup, parse_json, parse_payload
 from agilecity.ingest.measures import MeasureError, fragment, static_attributes
@@ -58,6 +58,7 @@ class Outcome:
 
     entity_id: str
     written: int = 0
+    skipped: int = 0  # measures not newer than the stored ones (redelivered frames)
     rejected: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -226,7 +227,7 @@ class Gateway:
         except FrameRejected as exc:
             self._note(exc.cause, device_id, exc.detail)
             raise
-        if outcome.written:
+        if outcome.written or outcome.skipped:
             self.counters["frames_accepted"] += 1
         elif outcome.rejected:
             raise FrameRejected(
@@ -271,37 +272,39 @@ class Gateway:
                     continue
                 attrs[name] = attr
             if attrs:
-                await self._write(target, entity_id, entity_type, attrs)
-                outcome.written += len(attrs)
-                self.counters["measures_written"] += len(attrs)
+                written = await self._write(target, entity_id, entity_type, attrs)
+                outcome.written += written
+                outcome.skipped += len(attrs) - written
+                self.counters["measures_written"] += written
         return outcome
 
     async def _write(
         self, target: _Target, entity_id: str, entity_type: str, attrs: dict[str, Any]
-    ) -> None:
-        terms = await self.terms()
+    ) -> int:
+        """Write the measures; how many were new (redelivered or stale ones are skipped)."""
+        statics = [*(target.group or {}).get("static_attributes", []),
+                   *target.device.get("static_attributes", [])]  # fmt: skip
         item = {"id": entity_id, "type": entity_type, **attrs}
-        result = await self.broker.batch_update(target.tenant, [item], terms, overwrite=True)
-        if not result.errors:
-            return
-        _, error = result.errors[0]
-        if isinstance(error, ResourceNotFoundError):  # first frame: create with static attributes
-            statics = [*(target.group or {}).get("static_attributes", []),
-                       *target.device.get("static_attributes", [])]  # fmt: skip
-            created = {**item, **static_attributes(statics), **attrs}
-            result = await self.broker.batch_upsert(target.tenant, [created], terms, replace=False)
-            if not result.errors:
-                self.counters["entities_created"] += 1
-                return
-            _, error = result.errors[0]
-        self._note("write_failed", target.device["device_id"], error.detail or error.title)
-        raise FrameRejected("write_failed", error.detail or error.title)
+        try:
+            written, created = await self.broker.record_measures(
+                target.tenant, item, static_attributes(statics), await self.terms()
+            )
+        except AgileCityError as error:
+            self._note("write_failed", target.device["device_id"], error.detail or error.title)
+            raise FrameRejected("write_failed", error.detail or error.title) from None
+        if created:
+            self.counters["entities_created"] += 1
+        skipped = len(attrs) - written
+        if skipped:
+            self.counters["measures_not_newer"] += skipped
+        return written
 
     # -- MQTT ----------------------------------------------------------------------------
 
     def counters_snapshot(self) -> dict[str, int]:
         """Every counter, zeros included, for /health and /metrics."""
         names = ("frames_received", "frames_accepted", "measures_written", "measures_unmapped",
+                 "measures_not_newer",
                  "entities_created", "rejected_unknown_apikey", "rejected_unknown_device",
                  "rejected_wrong_apikey", "rejected_malformed_frame", "rejected_frame_too_large",
                  "rejected_invalid_value", "rejected_out_of_range", "rejected_write_failed",

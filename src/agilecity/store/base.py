@@ -130,6 +130,31 @@ class Record:
 
 
 @dataclass
+class AuditEntry:
+    """One write through the API: who, in which role and tenant, what, when, with what result."""
+
+    at: str
+    actor: str
+    role: str
+    tenant: str
+    method: str
+    path: str
+    status: int
+
+
+@dataclass
+class AuditQuery:
+    """A slice of the audit log: time range [since, until), actor, tenant; newest first."""
+
+    since: str | None = None
+    until: str | None = None
+    actor: str | None = None
+    tenant: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass
 class HistoryRow:
     """One stored attribute instance of the history."""
 
@@ -234,6 +259,16 @@ class Store(ABC):
     @abstractmethod
     async def delete_record(self, kind: str, tenant: str, key: str) -> bool:
         """Remove a record; False if it did not exist."""
+
+    # -- audit log -----------------------------------------------------------------------
+
+    @abstractmethod
+    async def append_audit(self, entries: list[AuditEntry]) -> None:
+        """Append audit entries (in one transaction)."""
+
+    @abstractmethod
+    async def read_audit(self, query: AuditQuery) -> list[AuditEntry]:
+        """Audit entries matching the query, newest first."""
 
     # -- history -----------------------------------------------------------------------
 

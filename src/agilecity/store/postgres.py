@@ -22,6 +22,8 @@ from agilecity.broker.temporal import Aggregate, history_records, numeric_value
 from agilecity.errors import AgileCityError, AlreadyExistsError, InternalError
 from agilecity.store.base import (
     AttributeSummary,
+    AuditEntry,
+    AuditQuery,
     Change,
     ContextRecord,
     Doc,
@@ -36,7 +38,12 @@ from agilecity.store.base import (
     WriteResult,
 )
 from agilecity.store.postgres_schema import MIGRATIONS
-from agilecity.store.sql import PostgresQueryCompiler, history_where, records_filter
+from agilecity.store.sql import (
+    PostgresQueryCompiler,
+    audit_filter,
+    history_where,
+    records_filter,
+)
 
 _MARK = re.compile(r"\?")
 CLAIM_TIMEOUT = "60 seconds"  # a claim older than this (a crashed process) is handed out again
@@ -309,6 +316,24 @@ class PostgresStore(Store):
             "ORDER BY created_at, local_id"
         )
         return [ContextRecord(*r) for r in rows]
+
+    async def append_audit(self, entries: list[AuditEntry]) -> None:
+        """Append audit entries in one transaction."""
+        rows = [(e.at, e.actor, e.role, e.tenant, e.method, e.path, e.status) for e in entries]
+        async with self.pool.connection() as conn, conn.cursor() as cursor:
+            await cursor.executemany(
+                "INSERT INTO audit (at, actor, role, tenant, method, path, status) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+
+    async def read_audit(self, query: AuditQuery) -> list[AuditEntry]:
+        """Audit entries, newest first."""
+        tail, params = audit_filter(query, "%s")
+        rows = await self._fetch(
+            "SELECT at, actor, role, tenant, method, path, status FROM audit" + tail, params
+        )
+        return [AuditEntry(*row) for row in rows]
 
     async def put_record(self, record: Record, *, create: bool) -> None:
         """Store a record (AlreadyExistsError with create when it exists)."""

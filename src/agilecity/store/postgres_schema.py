@@ -102,4 +102,12 @@ CREATE TABLE records (
 );
 """
 
-MIGRATIONS: list[str] = [_V1, _V2]
+_V3 = r"""
+CREATE TABLE audit (
+    seq bigserial PRIMARY KEY, at text NOT NULL, actor text NOT NULL, role text NOT NULL,
+    tenant text NOT NULL, method text NOT NULL, path text NOT NULL, status integer NOT NULL
+);
+CREATE INDEX audit_at ON audit (at);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3]

@@ -28,7 +28,7 @@ from agilecity.broker.query import (
     Value,
 )
 from agilecity.broker.regex import posix_form
-from agilecity.store.base import EntityQuery, EntitySelector, HistoryQuery
+from agilecity.store.base import AuditQuery, EntityQuery, EntitySelector, HistoryQuery
 
 NGSI_LD = "https://uri.etsi.org/ngsi-ld/"
 #: The time column for each NGSI-LD time property (a whitelist: never user text in SQL).
@@ -410,3 +410,17 @@ def records_filter(kind: str | None, tenant: str | None, mark: str) -> tuple[str
             params.append(value)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     return where + " ORDER BY kind, tenant, key", tuple(params)
+
+
+def audit_filter(query: AuditQuery, mark: str) -> tuple[str, list[object]]:
+    """WHERE, ORDER BY and paging of an audit read, with the dialect's placeholder."""
+    clauses: list[str] = []
+    params: list[object] = []
+    for sql, value in (("at >= {m}", query.since), ("at < {m}", query.until),
+                       ("actor = {m}", query.actor), ("tenant = {m}", query.tenant)):  # fmt: skip
+        if value is not None:
+            clauses.append(sql.format(m=mark))
+            params.append(value)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    params += [query.limit, query.offset]
+    return f"{where} ORDER BY seq DESC LIMIT {mark} OFFSET {mark}", params

@@ -30,6 +30,8 @@ from agilecity.errors import AgileCityError, AlreadyExistsError, InternalError
 from agilecity.store import sqlite_history
 from agilecity.store.base import (
     AttributeSummary,
+    AuditEntry,
+    AuditQuery,
     Change,
     ContextRecord,
     Doc,
@@ -43,7 +45,7 @@ from agilecity.store.base import (
     TypeSummary,
     WriteResult,
 )
-from agilecity.store.sql import SQLiteQueryCompiler, records_filter
+from agilecity.store.sql import SQLiteQueryCompiler, audit_filter, records_filter
 
 T = TypeVar("T")
 SCHEMA_VERSION = 1
@@ -84,6 +86,11 @@ CREATE TABLE IF NOT EXISTS contexts (
     local_id TEXT PRIMARY KEY, url TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
     body TEXT NOT NULL, created_at TEXT NOT NULL, last_usage TEXT, hits INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL,
+    tenant TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
 CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL, tenant TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
     PRIMARY KEY (kind, tenant, key)
@@ -583,6 +590,29 @@ class SQLiteStore(Store):
             )
 
         await self._submit(_RawJob(mutation))
+
+    async def append_audit(self, entries: list[AuditEntry]) -> None:
+        """Append audit entries in one transaction."""
+        rows = [(e.at, e.actor, e.role, e.tenant, e.method, e.path, e.status) for e in entries]
+
+        def mutation(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO audit (at, actor, role, tenant, method, path, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+        await self._submit(_RawJob(mutation))
+
+    async def read_audit(self, query: AuditQuery) -> list[AuditEntry]:
+        """Audit entries, newest first."""
+        tail, params = audit_filter(query, "?")
+
+        def run(conn: sqlite3.Connection) -> list[AuditEntry]:
+            sql = "SELECT at, actor, role, tenant, method, path, status FROM audit" + tail
+            return [AuditEntry(*row) for row in conn.execute(sql, params)]
+
+        return await self._read(run)
 
     async def put_record(self, record: Record, *, create: bool) -> None:
         """Store a record (AlreadyExistsError with create when it exists)."""
