@@ -1,0 +1,1 @@
+"""City services: one package per service, each declaring a SERVICE (see registry.py)."""

@@ -1,0 +1,1 @@
+"""Noise service: indicators, exceedances, maps and exposure from NoiseLevelObserved."""
