@@ -1245,3 +1245,16 @@ async def test_stopping_while_a_delivery_ignores_cancellation_does_not_hang(
             with contextlib.suppress(Exception):
                 await broker.store.close()
     assert elapsed < 1.9, "the shutdown did not finish"
+
+
+async def test_a_temporal_delete_of_an_absent_entity_does_not_stall_notifications(
+    city: City, receiver: HttpReceiver
+) -> None:
+    # It wrote a change with neither a before nor an after; the dispatcher failed on it and
+    # retried it for ever, so no later change was ever notified (found by schemathesis).
+    await city.subscribe(subscription(receiver.url))
+    absent = await city.client.delete("/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:T:absent")
+    assert absent.status_code == 404, absent.text
+    await city.create(E1, temperature=prop(20))
+    (request,) = await receiver.wait_for(1)
+    assert [e["id"] for e in request.json()["data"]] == [E1]

@@ -217,7 +217,8 @@ class Notifier:
             now = now_iso()
             for change in changes:
                 doc = change.after if change.after is not None else change.before
-                assert doc is not None
+                if doc is None:  # a write that found no entity and left none: nothing to say
+                    continue
                 for sub in list(self.subscriptions.values()):
                     if sub.tenant != change.tenant or sub.time_interval is not None:
                         continue
