@@ -91,7 +91,8 @@ class IotAgentApi:
         apikey = request.query_params.get("apikey", "")
         if not apikey:
             raise BadRequestDataError("the apikey query parameter is required")
-        return request.query_params.get("resource", "/iot/d"), apikey
+        resource = request.query_params.get("resource", "/iot/d")
+        return _key(resource, "resource"), _key(apikey, "apikey")
 
     async def update_group(self, request: Request) -> Response:
         """PUT /iot/services?resource=&apikey=."""
@@ -123,12 +124,12 @@ class IotAgentApi:
 
     async def retrieve_device(self, request: Request) -> Response:
         """GET /iot/devices/{device_id}."""
-        device_id = request.path_params["device_id"]
+        device_id = _key(request.path_params["device_id"], "device id")
         return _json(await self.registry.get_device(tenant_of(request), device_id))
 
     async def update_device(self, request: Request) -> Response:
         """PUT /iot/devices/{device_id}."""
-        device_id = request.path_params["device_id"]
+        device_id = _key(request.path_params["device_id"], "device id")
         changes = await self._body(request)
         await self.registry.update_device(tenant_of(request), device_id, changes)
         await self.gateway.refresh()
@@ -136,7 +137,8 @@ class IotAgentApi:
 
     async def delete_device(self, request: Request) -> Response:
         """DELETE /iot/devices/{device_id}."""
-        await self.registry.delete_device(tenant_of(request), request.path_params["device_id"])
+        device_id = _key(request.path_params["device_id"], "device id")
+        await self.registry.delete_device(tenant_of(request), device_id)
         await self.gateway.refresh()
         return Response(status_code=204)
 
@@ -175,12 +177,19 @@ class IotAgentApi:
         return await self._receive(request, body, json_only=True)
 
 
+def _key(value: str, name: str) -> str:
+    """A group or device key from the URL; a NUL is refused (PostgreSQL text cannot hold it)."""
+    if "\x00" in value:
+        raise BadRequestDataError(f"the {name} must not contain the NUL character")
+    return value
+
+
 def _page(request: Request, items: list[Any]) -> list[Any]:
     def number(name: str, default: int) -> int:
         raw = request.query_params.get(name)
         if raw is None:
             return default
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):  # isdigit() alone holds for '²'; int() not
             raise BadRequestDataError(f"{name} must be a non-negative integer")
         return int(raw)
 

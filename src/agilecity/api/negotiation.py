@@ -62,7 +62,8 @@ def link_context(request: Request) -> list[ContextSource] | None:
 
 
 def check_json(data: Any, max_depth: int) -> None:
-    """Refuse nesting beyond max_depth and NUL characters (no store keeps them alike).
+    """Refuse nesting beyond max_depth, NUL characters and numbers beyond ±2^63 (no store
+    keeps them alike: PostgreSQL's jsonb gives 1e20 back as an integer orjson cannot write).
 
     Iterative, so hostile input cannot exhaust the stack.
     """
@@ -79,6 +80,8 @@ def check_json(data: Any, max_depth: int) -> None:
                 stack.append((item, depth + 1))
         elif isinstance(value, str) and "\x00" in value:
             raise BadRequestDataError("strings must not contain the NUL character")
+        elif isinstance(value, float) and abs(value) >= 2.0**63:
+            raise BadRequestDataError(f"number {value!r} is beyond ±2^63")
 
 
 async def read_raw_body(request: Request, max_bytes: int) -> bytes:

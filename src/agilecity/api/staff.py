@@ -78,8 +78,9 @@ class StaffApi:
                 if times[name] is None:
                     raise BadRequestDataError(f"{name} must be an ISO 8601 date-time")
         limit, offset = params.get("limit", "100"), params.get("offset", "0")
-        if not (limit.isdigit() and offset.isdigit() and 0 < int(limit) <= 1000):
-            raise BadRequestDataError("limit is 1-1000 and offset a non-negative integer")
+        digits = (limit + offset).isascii() and limit.isdigit() and offset.isdigit()  # not '²'
+        if not (digits and 0 < int(limit) <= 1000 and len(offset) <= 9):  # fits a bigint
+            raise BadRequestDataError("limit is 1-1000 and offset an integer from 0 to 10^9")
         query = AuditQuery(times.get("since"), times.get("until"), params.get("actor"),
                            params.get("tenant"), int(limit), int(offset))  # fmt: skip
         await self.audit.flush()  # entries of the last instants too
