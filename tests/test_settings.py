@@ -10,6 +10,8 @@ import pytest
 
 from agilecity.cli import main
 from agilecity.errors import BadRequestDataError
+from agilecity.services.base import Service
+from agilecity.services.registry import BUILTIN, builtin_service
 from agilecity.settings import Settings
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
@@ -60,6 +62,11 @@ def test_every_setting_is_documented() -> None:
     text = DOCS.read_text(encoding="utf-8")
     for name in Settings.help_texts():
         assert f"`{Settings.env_name(name)}`" in text, name
+    for service_name in BUILTIN:
+        service = builtin_service(service_name)
+        for name, help_text in Service.help_texts(service.settings).items():
+            assert f"`{service.env_name(name)}`" in text, (service_name, name)
+            assert help_text, (service_name, name)
 
 
 def test_serve_help_lists_every_setting() -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import orjson
 from starlette.applications import Starlette
@@ -20,11 +22,13 @@ from agilecity.api.iot_agent import IotAgentApi
 from agilecity.api.ngsi_ld import NgsiLdApi
 from agilecity.api.ngsi_ld_subscriptions import SubscriptionApi
 from agilecity.api.ngsi_ld_temporal import TemporalApi
+from agilecity.api.openapi import get_openapi
 from agilecity.api.problems import (
     handle_agilecity_error,
     handle_http_exception,
     handle_unexpected,
 )
+from agilecity.api.services import ServiceApi
 from agilecity.api.staff import StaffApi
 from agilecity.auth import Credentials, JwtPolicy
 from agilecity.broker.broker import Broker, Limits, Retention
@@ -32,6 +36,8 @@ from agilecity.broker.contexts import ContextRegistry, FetchPolicy
 from agilecity.broker.notifier import DeliveryPolicy
 from agilecity.errors import AgileCityError
 from agilecity.ingest.gateway import Gateway, GatewayOptions
+from agilecity.services.host import ServiceHost
+from agilecity.services.registry import enabled_services
 from agilecity.settings import Settings
 from agilecity.store.base import Store
 
@@ -122,6 +128,10 @@ def build_app(settings: Settings) -> Starlette:
     gateway = build_gateway(settings, broker) if settings.gateway else None
     credentials = build_credentials(settings, broker)
     audit = AuditLog(store)
+    services = ServiceHost(broker, enabled_services(
+        settings.services, settings.services_tenants,
+        Path(os.environ.get("AGILECITY_CONFIG", "agilecity.toml")),
+    ))  # fmt: skip
     ready = {"value": False}
 
     @contextlib.asynccontextmanager
@@ -132,6 +142,7 @@ def build_app(settings: Settings) -> Starlette:
         await audit.start()
         if gateway is not None:
             await gateway.start()
+        await services.start()
         ready["value"] = True
         log.info("AgileCity %s ready on %s", __version__, settings.db)
         if credentials is None:
@@ -140,6 +151,7 @@ def build_app(settings: Settings) -> Starlette:
             yield
         finally:
             ready["value"] = False
+            await services.stop()
             if gateway is not None:
                 await gateway.stop()
             await broker.stop()
@@ -177,11 +189,13 @@ def build_app(settings: Settings) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", get_openapi, methods=["GET"]),
         *api.routes(),
         *TemporalApi(api).routes(),
         *SubscriptionApi(api).routes(),
         *(IotAgentApi(gateway, settings.max_body_bytes).routes() if gateway is not None else []),
         *StaffApi(credentials, audit, settings.secure_cookies).routes(),
+        *ServiceApi(services).routes(),
     ]
     access = Middleware(
         AccessMiddleware,
@@ -203,6 +217,7 @@ def build_app(settings: Settings) -> Starlette:
     app.state.gateway = gateway
     app.state.settings = settings
     app.state.credentials = credentials
+    app.state.services = services
     return app
 
 

@@ -22,6 +22,17 @@ def _settings_epilog() -> str:
         lines.append(f"  {Settings.env_name(name)} (default {getattr(defaults, name)!r})")
         lines.append(f"      {text}")
     lines.append("They can also be set in ./agilecity.toml (or the file AGILECITY_CONFIG names).")
+    from agilecity.services.base import Service
+    from agilecity.services.registry import BUILTIN, builtin_service
+
+    for name in BUILTIN:
+        service = builtin_service(name)
+        lines.append(f"settings of the {name} service (also [service.{name}] in agilecity.toml):")
+        defaults = service.settings()
+        for field_name, text in Service.help_texts(service.settings).items():
+            default = getattr(defaults, field_name)
+            lines.append(f"  {service.env_name(field_name)} (default {default!r})")
+            lines.append(f"      {text}")
     return "\n".join(lines)
 
 
@@ -139,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["auth"] = False
     if args.command == "demo":
         overrides["gateway"] = True
+        if not os.environ.get("AGILECITY_SERVICES"):
+            overrides["services"] = "parking,noise"  # the demo town feeds both
     try:
         settings = Settings.load(overrides)
     except AgileCityError as exc:
@@ -280,6 +293,14 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
     _configure_logging(settings)
     _banner(settings)
     options = DemoOptions(args.seed, args.speed, args.backfill_days, args.tenant)
+    if settings.db.startswith("sqlite:///") and "AGILECITY_NOISE_STREETS" not in os.environ:
+        # the town's map beside its store: the noise map propagates from its streets
+        from agilecity.ingest.simulator import Town
+        from agilecity.ingest.simulator.command import write_geography
+
+        folder = Path(settings.db[len("sqlite:///") :]).parent / "town"
+        write_geography(Town(args.seed), folder)
+        os.environ["AGILECITY_NOISE_STREETS"] = str(folder / "streets.geojson")
     try:
         asyncio.run(serve_demo(settings, options))
     except KeyboardInterrupt:

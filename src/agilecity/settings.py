@@ -88,6 +88,12 @@ class Settings:
     secure_cookies: bool = _setting(
         False, "Mark the session cookie Secure (set it when served over HTTPS)."
     )
+    services: str = _setting(
+        "", "City services enabled in the default tenant, comma-separated (e.g. parking,noise)."
+    )
+    services_tenants: str = _setting(
+        "", "City services of other tenants, e.g. 'roubaix=parking+noise,carouge=noise'."
+    )
     gateway: bool = _setting(
         False, "Run the device gateway: IoT Agent API under /iot and the MQTT listener."
     )
@@ -134,6 +140,7 @@ class Settings:
                 values.update(tomllib.loads(path.read_text(encoding="utf-8")))
             except tomllib.TOMLDecodeError as exc:
                 raise SettingsError(f"{path}: {exc}") from exc
+            values.pop("service", None)  # [service.<name>] tables: the services' own settings
         for f in fields(cls):
             name = cls.env_name(f.name)
             if name in env:

@@ -287,12 +287,22 @@ async def test_mqtt_frames_flow_into_entities_and_history(gw: httpx.AsyncClient)
             await mqtt.publish(f"/{apikey}/{device_id}/attrs", f"{stamp}|t|{i}|h|0.5", qos=1)
         await mqtt.publish(f"/json/{apikey}/{device_id}/attrs", b'{"t": 42}', qos=1)
         await mqtt.publish(f"/{apikey}/{device_id}/attrs/s", b"ok", qos=1)
-        await mqtt.publish(f"/{apikey}/ghost/attrs", b"t|1", qos=1)
-        await mqtt.publish(f"/{apikey}/{device_id}/attrs", b"t|not-a-number", qos=1)
+        hostile = [
+            (f"/{apikey}/ghost/attrs", b"t|1"),  # unknown device
+            (f"/{apikey}/{device_id}/attrs", b"t|not-a-number"),  # wrong type
+            (f"/wrongkey/{device_id}/attrs", b"t|1"),  # not this device's key
+            (f"/{apikey}/{device_id}/attrs", b"t|1|h"),  # malformed
+            (f"/{apikey}/{device_id}/attrs", b"\xff\xfe\x00"),  # not text
+            (f"/{apikey}/{device_id}/attrs", b"t|" + b"1" * 20_000),  # too large
+            (f"/{apikey}/{device_id}/attrs", b"l|999"),  # implausible
+            (f"/{apikey}/{device_id}/attrs/id", b"urn:ngsi-ld:Evil:1"),  # not a measure
+        ]
+        for topic, payload in hostile:
+            await mqtt.publish(topic, payload, qos=1)
 
     async def all_arrived() -> bool:
         counters = await _counters(gw)
-        return counters["frames_received"] >= 9
+        return counters["frames_received"] >= 7 + len(hostile)
 
     await wait_until(all_arrived, 10, "9 MQTT frames")
     entity = (await gw.get(entity_url)).json()
@@ -305,9 +315,15 @@ async def test_mqtt_frames_flow_into_entities_and_history(gw: httpx.AsyncClient)
     )
     assert stamped == [(f"2026-12-01T10:0{i}:00.000Z", i) for i in range(5)]
     counters = await _counters(gw)
-    assert counters["rejected_unknown_device"] == 1
-    assert counters["rejected_invalid_value"] == 1
+    assert {k: counters[k] for k in counters if k.startswith("rejected_")} == {
+        "rejected_unknown_apikey": 0, "rejected_unknown_device": 1, "rejected_wrong_apikey": 1,
+        "rejected_malformed_frame": 2, "rejected_frame_too_large": 1,
+        "rejected_invalid_value": 2, "rejected_out_of_range": 1, "rejected_write_failed": 0,
+        "rejected_bad_topic": 0,
+    }  # fmt: skip
     assert (await gw.get(f"{BASE}/entities/urn:ngsi-ld:WeatherObserved:ghost")).status_code == 404
+    after = (await gw.get(entity_url)).json()
+    assert after == entity and "LAeq" not in after and "id" not in after.get("status", {})
 
 
 async def test_gateway_off_by_default(client: httpx.AsyncClient) -> None:

@@ -65,6 +65,7 @@ RULES: tuple[Rule, ...] = (
     _rule(SAFE, r"^/iot/", STAFF),
     _rule(ANY, r"^/iot/", MANAGERS),
     _rule(SAFE, r"^/audit$", ADMINS),
+    _rule(SAFE, r"^/services(/|$)", EVERYONE),  # each service route says if it is public
     _rule(SAFE, NGSI + r"/subscriptions", STAFF),
     _rule(ANY, NGSI + r"/subscriptions", MANAGERS),
     _rule(SAFE, NGSI + r"/jsonldContexts", READERS),

@@ -11,6 +11,7 @@ process (not of the operating system; ``synchronous=FULL`` is a setting away).
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import sqlite3
 import threading
@@ -48,6 +49,7 @@ from agilecity.store.base import (
 from agilecity.store.sql import SQLiteQueryCompiler, audit_filter, records_filter
 
 T = TypeVar("T")
+log = logging.getLogger("agilecity.store")
 SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -719,7 +721,10 @@ class SQLiteStore(Store):
                 job.failure = job.failure or exc
         for job in group:
             if job.callback is not None:
-                job.callback()
+                try:  # the writer thread must outlive any caller (a closed loop, say)
+                    job.callback()
+                except Exception:
+                    log.exception("a write's caller could not be woken")
 
     def _run_job(self, conn: sqlite3.Connection, job: _WriteJob) -> None:
         if isinstance(job, _RawJob):
@@ -819,7 +824,8 @@ def _load(text: str | None) -> Doc | None:
 
 
 def _wake(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
-    loop.call_soon_threadsafe(event.set)
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(event.set)
 
 
 class _RawJob(_WriteJob):

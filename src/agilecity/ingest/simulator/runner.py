@@ -215,26 +215,33 @@ async def backfill(
     """Write the readings of [start, end) as history through the temporal API."""
     began = time.monotonic()
     bar = Progress(progress, town.count_readings(start, end))
-    queue: asyncio.Queue[tuple[dict[str, Any], int, int] | None] = asyncio.Queue(concurrency * 2)
+    # one item per device, its chunks sent in order: a device's history is written oldest
+    # first, so a service reading it as it arrives never sees a later chunk before an earlier
+    queue: asyncio.Queue[list[tuple[dict[str, Any], int, int]] | None] = asyncio.Queue(
+        concurrency * 2
+    )
     totals = [0, 0, 0]
     headers = _ngsi_headers(tenant)
 
     async def worker() -> None:
-        while (item := await queue.get()) is not None:
-            body, readings, instances = item
-            response = await client.post(f"{NGSI_LD}/temporal/entities", json=body, headers=headers)
-            _check(response, f"backfilling {body['id']}")
-            totals[0] += readings
-            totals[1] += instances
-            totals[2] += 1
-            bar.advance(readings)
+        while (chunks := await queue.get()) is not None:
+            for body, readings, instances in chunks:
+                response = await client.post(
+                    f"{NGSI_LD}/temporal/entities", json=body, headers=headers
+                )
+                _check(response, f"backfilling {body['id']}")
+                totals[0] += readings
+                totals[1] += instances
+                totals[2] += 1
+                bar.advance(readings)
 
     async def producer() -> None:
         try:
             for device in town.devices:
                 readings = town.device_readings(device.device_id, start, end)
-                for payload in temporal_payloads(town, device.device_id, readings):
-                    await queue.put(payload)
+                chunks = temporal_payloads(town, device.device_id, readings)
+                if chunks:
+                    await queue.put(chunks)
         finally:
             for _ in range(concurrency):
                 await queue.put(None)
