@@ -81,8 +81,11 @@ class StaffApi:
         digits = (limit + offset).isascii() and limit.isdigit() and offset.isdigit()  # not '²'
         if not (digits and 0 < int(limit) <= 1000 and len(offset) <= 9):  # fits a bigint
             raise BadRequestDataError("limit is 1-1000 and offset an integer from 0 to 10^9")
-        query = AuditQuery(times.get("since"), times.get("until"), params.get("actor"),
-                           params.get("tenant"), int(limit), int(offset))  # fmt: skip
+        actor, tenant = params.get("actor"), params.get("tenant")
+        if "\x00" in f"{actor}{tenant}":  # PostgreSQL text cannot hold it
+            raise BadRequestDataError("actor and tenant must not contain the NUL character")
+        query = AuditQuery(times.get("since"), times.get("until"), actor, tenant, int(limit),
+                           int(offset))  # fmt: skip
         await self.audit.flush()  # entries of the last instants too
         entries = await self.audit.store.read_audit(query)
         return _json([entry.__dict__ for entry in entries])
