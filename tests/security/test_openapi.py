@@ -319,6 +319,11 @@ def run_cases(
     run()
 
 
+# A known CPython 3.11 bug in ast (fixed in later releases) may raise this SystemError while
+# hypothesis generates a case
+AST_FLAKE = "AST constructor recursion depth mismatch"
+
+
 def _describe(error: BaseException) -> str:
     """The error and, for a group (schemathesis' findings, hypothesis' flaky ones), each of
     its errors: a flaky failure's first run is the finding to look at."""
@@ -338,10 +343,14 @@ def test_the_platform_conforms_to_its_description(platform: Call) -> None:
     operations = [result.ok() for result in SCHEMA.get_all_operations()]
     assert len(operations) > 50
     for operation in operations:
-        try:
-            check_operation(platform, operation)
-        except (Exception, BaseExceptionGroup) as exc:
-            failures.append(f"{operation.label}: {_describe(exc)}")
+        for attempt in (1, 2):
+            try:
+                check_operation(platform, operation)
+            except (Exception, BaseExceptionGroup) as exc:
+                if attempt == 1 and AST_FLAKE in _describe(exc):
+                    continue  # CPython 3.11's ast, not the platform: generate again
+                failures.append(f"{operation.label}: {_describe(exc)}")
+            break
     # schemathesis raises its findings as a BaseExceptionGroup: caught too, so that one run
     # lists every operation that does not conform
     assert not failures, "\n\n".join(failures)

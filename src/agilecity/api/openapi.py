@@ -150,6 +150,8 @@ SCHEMAS: dict[str, Schema] = {
     "AuditEntry": _object(("at", "actor", "role", "tenant", "method", "path", "status"),
                           at=STRING, actor=STRING, role=STRING, tenant=STRING, method=STRING,
                           path=STRING, status=INTEGER),
+    "ServiceInfo": _object(("name", "title", "routes"), name=STRING, title=STRING,
+                           routes=_list(STRING), panel={"type": ["object", "null"]}),
     "MeasureResult": _object(("entity", "written", "rejected"), entity=STRING,
                              written={}, rejected={}),
 }  # fmt: skip
@@ -548,7 +550,8 @@ def ngsi_ld_paths() -> dict[str, dict[str, Schema]]:
 
 
 def platform_paths() -> dict[str, dict[str, Schema]]:
-    """/health, /version, /metrics and this document."""
+    """/health, /version, /metrics, /services (the routes of each enabled service are not
+    described) and this document."""
     tag = "Platform"
     return {
         "/health": {"get": operation(
@@ -559,6 +562,9 @@ def platform_paths() -> dict[str, dict[str, Schema]]:
         "/metrics": {"get": operation(
             "getMetrics", "Prometheus metrics", tag,
             {200: ok("Metrics in the Prometheus text format.", STRING, TEXT)})},
+        "/services": {"get": operation(
+            "listServices", "The city services enabled in the tenant, with their panels", tag,
+            {200: ok("Services.", _list(_schema("ServiceInfo")))}, params=("tenant",))},
         "/openapi.json": {"get": operation(
             "getOpenApi", "This OpenAPI description", tag,
             {200: ok("OpenAPI 3.1 document.", ANY_OBJECT)})},
