@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agilecity.ingest.frames import FrameError, parse_json, parse_payload, parse_ultralight
-from agilecity.ingest.measures import MeasureError, typed_value
+from agilecity.ingest.measures import MeasureError, fragment, typed_value
 from agilecity.ingest.quantities import implausible
 
 
@@ -114,3 +114,17 @@ def test_plausibility_table() -> None:
     assert implausible("Streetlight", "status", "defectiveLamp") is None
     assert implausible("WeatherObserved", "relativeHumidity", 1.2) is not None
     assert implausible("Anything", "someUnknownMeasure", 1e9) is None
+
+
+def test_integers_beyond_64_bits_are_refused() -> None:
+    # PostgreSQL's jsonb returns 1e20 as an integer orjson cannot serialise (schemathesis)
+    from agilecity.ingest.devices import Mapping
+
+    mapping = Mapping("n", "count", "Integer", None, {})
+    with pytest.raises(MeasureError) as caught:
+        fragment("Thing", mapping, "n", str(10**20), "2026-12-01T10:00:00.000Z")
+    assert caught.value.cause == "out_of_range"
+    with pytest.raises(MeasureError):
+        fragment("Thing", None, "n", 10**19, "2026-12-01T10:00:00.000Z")  # unmapped JSON int
+    name, attr = fragment("Thing", mapping, "n", "42", "2026-12-01T10:00:00.000Z")
+    assert (name, attr["value"]) == ("count", 42)

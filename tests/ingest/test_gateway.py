@@ -247,6 +247,7 @@ async def test_hostile_frames_are_counted_and_change_nothing(gw: httpx.AsyncClie
         ("k1", "dev1", b"t|" + b"9" * 20_000, 413, "rejected_frame_too_large"),
         ("k1", "dev1", b"t|1\x00", 400, "rejected_malformed_frame"),
         ("k1", "dev1", b"id|urn:evil|t|abc", 400, "rejected_invalid_value"),
+        ("k1", "dev1", b"t|1e20", 400, "rejected_out_of_range"),  # would break jsonb reads
     ]
     for apikey, device_id, body, status, _ in cases:
         r = await gw.post(f"/iot/d?k={apikey}&i={device_id}", content=body)
@@ -259,7 +260,7 @@ async def test_hostile_frames_are_counted_and_change_nothing(gw: httpx.AsyncClie
         "rejected_unknown_device": 1,
         "rejected_malformed_frame": 2,
         "rejected_invalid_value": 3,  # t|abc, then id and abc of the last frame
-        "rejected_out_of_range": 3,  # l|400, then l|-5 and t|nan
+        "rejected_out_of_range": 4,  # l|400, then l|-5 and t|nan, then t|1e20
         "rejected_frame_too_large": 1,
     }
     assert {name: after[name] - start[name] for name in expected} == expected

@@ -124,6 +124,9 @@ def fragment(
     if name in ("id", "type", "@context"):
         raise MeasureError("invalid_value", f"{name!r} cannot be a measure")
     value = typed_value(raw, kind)
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) >= 2**63:
+        # beyond ±2^63: PostgreSQL's jsonb hands 1e20 back as an integer orjson cannot write
+        raise MeasureError("out_of_range", f"{name}: {value} is beyond ±2^63")
     reason = implausible(entity_type, name, value)
     if reason is not None:
         raise MeasureError("out_of_range", f"{name}: {reason}")
