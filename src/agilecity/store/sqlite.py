@@ -28,7 +28,7 @@ from agilecity.broker.query import Node
 from agilecity.broker.temporal import Aggregate, history_records, numeric_value
 from agilecity.broker.timeutil import canonical_or_none
 from agilecity.errors import AgileCityError, AlreadyExistsError, InternalError
-from agilecity.store import sqlite_history
+from agilecity.store import sqlite_history, sqlite_records
 from agilecity.store.base import (
     AttributeSummary,
     AuditEntry,
@@ -46,7 +46,7 @@ from agilecity.store.base import (
     TypeSummary,
     WriteResult,
 )
-from agilecity.store.sql import SQLiteQueryCompiler, audit_filter, records_filter
+from agilecity.store.sql import SQLiteQueryCompiler
 
 T = TypeVar("T")
 log = logging.getLogger("agilecity.store")
@@ -595,79 +595,35 @@ class SQLiteStore(Store):
 
     async def append_audit(self, entries: list[AuditEntry]) -> None:
         """Append audit entries in one transaction."""
-        rows = [(e.at, e.actor, e.role, e.tenant, e.method, e.path, e.status) for e in entries]
-
-        def mutation(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "INSERT INTO audit (at, actor, role, tenant, method, path, status) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-
-        await self._submit(_RawJob(mutation))
+        await self._submit(_RawJob(lambda conn: sqlite_records.append_audit(conn, entries)))
 
     async def read_audit(self, query: AuditQuery) -> list[AuditEntry]:
         """Audit entries, newest first."""
-        tail, params = audit_filter(query, "?")
-
-        def run(conn: sqlite3.Connection) -> list[AuditEntry]:
-            sql = "SELECT at, actor, role, tenant, method, path, status FROM audit" + tail
-            return [AuditEntry(*row) for row in conn.execute(sql, params)]
-
-        return await self._read(run)
+        return await self._read(lambda conn: sqlite_records.read_audit(conn, query))
 
     async def put_record(self, record: Record, *, create: bool) -> None:
         """Store a record (AlreadyExistsError with create when it exists)."""
-        verb = "INSERT" if create else "INSERT OR REPLACE"
-        failed: list[bool] = []
-
-        def mutation(conn: sqlite3.Connection) -> None:
-            try:
-                conn.execute(
-                    f"{verb} INTO records VALUES (?, ?, ?, ?)",
-                    (record.kind, record.tenant, record.key, orjson.dumps(record.doc).decode()),
-                )
-            except sqlite3.IntegrityError:
-                failed.append(True)
-
-        await self._submit(_RawJob(mutation))
-        if failed:
+        stored: list[bool] = []
+        job = _RawJob(lambda conn: stored.append(sqlite_records.put_record(conn, record, create)))
+        await self._submit(job)
+        if stored and not stored[0]:
             raise AlreadyExistsError(f"{record.kind} {record.key!r} already exists")
 
     async def get_record(self, kind: str, tenant: str, key: str) -> Record | None:
         """One record, or None."""
-
-        def run(conn: sqlite3.Connection) -> Record | None:
-            row = conn.execute(
-                "SELECT doc FROM records WHERE kind = ? AND tenant = ? AND key = ?",
-                (kind, tenant, key),
-            ).fetchone()
-            return None if row is None else Record(kind, tenant, key, orjson.loads(row[0]))
-
-        return await self._read(run)
+        return await self._read(lambda conn: sqlite_records.get_record(conn, kind, tenant, key))
 
     async def list_records(self, kind: str | None, tenant: str | None = None) -> list[Record]:
         """Records of a kind (every kind for None), by kind, tenant, key."""
-
-        def run(conn: sqlite3.Connection) -> list[Record]:
-            sql, params = records_filter(kind, tenant, "?")
-            rows = conn.execute(f"SELECT kind, tenant, key, doc FROM records{sql}", params)
-            return [Record(k, t, key, orjson.loads(d)) for k, t, key, d in rows]
-
-        return await self._read(run)
+        return await self._read(lambda conn: sqlite_records.list_records(conn, kind, tenant))
 
     async def delete_record(self, kind: str, tenant: str, key: str) -> bool:
         """Remove a record."""
         deleted: list[bool] = []
-
-        def mutation(conn: sqlite3.Connection) -> None:
-            cursor = conn.execute(
-                "DELETE FROM records WHERE kind = ? AND tenant = ? AND key = ?",
-                (kind, tenant, key),
-            )
-            deleted.append(cursor.rowcount > 0)
-
-        await self._submit(_RawJob(mutation))
+        job = _RawJob(
+            lambda conn: deleted.append(sqlite_records.delete_record(conn, kind, tenant, key))
+        )
+        await self._submit(job)
         return bool(deleted and deleted[0])
 
     async def delete_context(self, local_id: str) -> bool:
