@@ -1,0 +1,1 @@
+"""The web pages: the public city dashboard and the staff console (``web.pages``)."""
