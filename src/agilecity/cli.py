@@ -294,13 +294,15 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
     _banner(settings)
     options = DemoOptions(args.seed, args.speed, args.backfill_days, args.tenant)
     if settings.db.startswith("sqlite:///") and "AGILECITY_NOISE_STREETS" not in os.environ:
-        # the town's map beside its store: the noise map propagates from its streets
+        # the town's map beside its store: the noise map propagates from its streets, the
+        # façade levels and the residents exposed come from its buildings
         from agilecity.ingest.simulator import Town
         from agilecity.ingest.simulator.command import write_geography
 
         folder = Path(settings.db[len("sqlite:///") :]).parent / "town"
         write_geography(Town(args.seed), folder)
         os.environ["AGILECITY_NOISE_STREETS"] = str(folder / "streets.geojson")
+        os.environ.setdefault("AGILECITY_NOISE_BUILDINGS", str(folder / "buildings.geojson"))
     try:
         asyncio.run(serve_demo(settings, options))
     except KeyboardInterrupt:

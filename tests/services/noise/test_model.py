@@ -195,7 +195,7 @@ def test_exceedances_against_who_2018_road_traffic() -> None:
 @pytest.mark.parametrize(
     ("lden_db", "percent"), [(40.0, 8.999), (55.0, 10.991), (60.0, 15.075), (70.0, 28.373)]
 )
-def test_highly_annoyed_road_relation(lden_db: float, percent: float) -> None:
+def test_highly_annoyed_road_relation_of_2020_367_annex_iii(lden_db: float, percent: float) -> None:
     """Commission Directive (EU) 2020/367, Annex III, road traffic (the WHO 2018 relation of
     Guski et al. 2017): %HA = 78.9270 − 3.1162·Lden + 0.0342·Lden². Values by hand, e.g.
     Lden 55: 78.9270 − 171.391 + 103.4550 = 10.991 %."""
@@ -203,7 +203,9 @@ def test_highly_annoyed_road_relation(lden_db: float, percent: float) -> None:
 
 
 @pytest.mark.parametrize(("lnight_db", "percent"), [(45.0, 2.934), (50.0, 4.251), (55.0, 6.198)])
-def test_highly_sleep_disturbed_road_relation(lnight_db: float, percent: float) -> None:
+def test_highly_sleep_disturbed_road_relation_of_2020_367_annex_iii(
+    lnight_db: float, percent: float
+) -> None:
     """Directive (EU) 2020/367, Annex III, road traffic (Basner & McGuire 2018):
     %HSD = 19.4312 − 0.9336·Lnight + 0.0126·Lnight². Lnight 50: 19.4312 − 46.68 + 31.5."""
     assert 100 * m.highly_sleep_disturbed_share(lnight_db) == pytest.approx(percent, abs=1e-3)
@@ -351,44 +353,22 @@ def test_propagation_map_as_geojson_with_end_bands() -> None:
     ]  # fmt: skip
 
 
-# -- façade levels -------------------------------------------------------------------------
+# -- END Annex VI exposure statistics ------------------------------------------------------
 
 
-def square(x0: float, side: float = 10.0) -> list[tuple[float, float]]:
-    """A square footprint whose west façade is x0 metres east of the origin."""
-    corners = np.array(
-        [[x0, -side / 2], [x0 + side, -side / 2], [x0 + side, side / 2], [x0, side / 2]]
-    )
-    return [(lon, lat) for lon, lat in PROJECTION.to_lonlat(corners).tolist()]
-
-
-def test_facade_levels_per_floor_beside_a_road() -> None:
-    """Receivers at mid-floor (3 m floors): the ground floor, nearest the 0.5 m source
-    height, is loudest and levels fall floor by floor; +3 dB only if asked (END incident)."""
-    sources, _ = town()
-    building = p.Building("b1", square(8.0), floors=5, population=40.0)
-    (levels,) = p.facade_levels([building], sources, TRUE_EMISSION, PROJECTION)
-    assert len(levels.floor_levels) == 5 and levels.most_exposed == levels.floor_levels[0]
-    assert all(
-        a > b for a, b in zip(levels.floor_levels[:-1], levels.floor_levels[1:], strict=True)
-    )
-    (reflected,) = p.facade_levels(
-        [building], sources, TRUE_EMISSION, PROJECTION, facade_reflection_db=3.0
-    )
-    assert reflected.floor_levels == pytest.approx([v + 3.0 for v in levels.floor_levels])
-    annoyed = m.people_highly_annoyed([(levels.population, levels.most_exposed)])
-    assert annoyed == pytest.approx(40.0 * m.highly_annoyed_share(levels.most_exposed))
-
-
-def test_facade_twice_as_far_from_a_point_source_is_6_db_quieter() -> None:
-    """ISO 9613-2 point source: doubling the distance (100 → 200 m to the nearest façade,
-    3-D distance from 0.5 m to 1.5 m height) lowers the level by 20·lg 2 ≈ 6.02 dB."""
-    source = p.PointSources(np.array([[0.0, 0.0, 0.5]]), np.array([0]), np.array([1.0]), ("point",))
-    near, far = p.facade_levels(
-        [p.Building("near", square(100.0), 1), p.Building("far", square(200.0), 1)],
-        source,
-        {"point": 100.0},
-        PROJECTION,
-    )
-    assert near.floor_levels[0] == pytest.approx(100.0 - 11.0 - 40.0, abs=0.01)
-    assert near.floor_levels[0] - far.floor_levels[0] == pytest.approx(6.02, abs=0.01)
+def test_exposure_bands_of_end_annex_vi() -> None:
+    """END Annex VI 1.5: people per band of Lden 55-59, 60-64, 65-69, 70-74, >75 and of Lnight
+    50-54 ... >70 at the most exposed façade; a level is banded at 0.1 dB as on the maps
+    (59.96 → 60.0 → 60-64), and below the first band nobody is counted."""
+    assert m.exposure_label(54.94, m.END_LDEN_EXPOSURE) is None
+    assert m.exposure_label(54.96, m.END_LDEN_EXPOSURE) == "55-59"
+    assert m.exposure_label(59.96, m.END_LDEN_EXPOSURE) == "60-64"
+    assert m.exposure_label(75.0, m.END_LDEN_EXPOSURE) == ">=75"
+    assert m.exposure_label(69.9, m.END_LNIGHT_EXPOSURE) == "65-69"
+    pairs = [(10.0, 52.0), (20.0, 57.0), (30.0, 58.0), (5.0, 71.0), (7.0, 80.0)]
+    assert m.exposure_bands(pairs, m.END_LDEN_EXPOSURE) == {
+        "55-59": 50.0, "60-64": 0.0, "65-69": 0.0, "70-74": 5.0, ">=75": 7.0,
+    }  # fmt: skip
+    night = m.exposure_bands(pairs, m.END_LNIGHT_EXPOSURE)
+    assert list(night) == ["50-54", "55-59", "60-64", "65-69", ">=70"]
+    assert night["50-54"] == 10.0 and night[">=70"] == 12.0

@@ -5,8 +5,11 @@ writes one ``KeyPerformanceIndicator`` per meter and day (``kpiValue`` = Lden, w
 period levels, their coverage and the exceedances as further attributes), recomputed from
 the history whenever samples of that day arrive. ``/services/noise/map.geojson`` draws a
 map on a grid (calibrated road-source propagation when the street network is configured,
-else interpolation of the meters). The computations live in ``model.py`` and
-``propagation.py``; see README.md for their references.
+else interpolation of the meters). With the buildings configured too, ``exposure.py``
+writes a town ``KeyPerformanceIndicator`` per day (residents highly annoyed, END Annex VI
+bands) and serves ``facades.geojson`` (levels per floor), ``exposure`` and ``summary``.
+The computations live in ``model.py``, ``propagation.py`` and ``facades.py``; see README.md
+for their references.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from agilecity.broker.broker import QueryParams
 from agilecity.broker.representation import RenderOptions
 from agilecity.broker.temporal import TemporalParams
 from agilecity.services.base import Panel, RouteSpec, Service, ServiceContext, Tile, Watch, setting
-from agilecity.services.noise import model, propagation
+from agilecity.services.noise import exposure, model, propagation
 
 KPI_PREFIX = "urn:ngsi-ld:KeyPerformanceIndicator:noise:"
 
@@ -43,6 +46,10 @@ class NoiseSettings:
         "", "GeoJSON file of the street network (LineStrings with a 'kind'), for the map."
     )
     map_cell_m: float = setting(50.0, "Cell size of the noise map grid, metres.")
+    buildings: str = setting(
+        "", "GeoJSON file of the buildings (Polygons with floors, population), for the "
+        "facade levels and the residents exposed; empty: off (needs streets too)."
+    )  # fmt: skip
 
 
 def _periods(settings: NoiseSettings) -> model.Periods:
@@ -127,6 +134,7 @@ async def on_changes(ctx: ServiceContext, entities: list[dict[str, Any]]) -> Non
         indicators = model.day_indicators(samples, day, tz, periods, completeness)
         results.append(kpi_entity(meter_id, indicators, settings))
     await ctx.write(results)
+    await exposure.update_days(ctx, {day for _, day in touched})
 
 
 async def day_indicators(ctx: ServiceContext, params: dict[str, str]) -> Any:
@@ -137,6 +145,7 @@ async def day_indicators(ctx: ServiceContext, params: dict[str, str]) -> Any:
     from agilecity.broker.representation import render_entity
 
     rows = [render_entity(d, ctx.terms, RenderOptions(format="keyValues")) for d in docs]
+    rows = [r for r in rows if "refNoiseLevelObserved" in r]  # not the town's exposure KPIs
     if "meter" in params:
         rows = [r for r in rows if r.get("refNoiseLevelObserved") == params["meter"]]
     return sorted(rows, key=lambda r: str(r["id"]), reverse=True)
@@ -207,6 +216,24 @@ SERVICE = Service(
     routes=(
         RouteSpec("days", day_indicators, "Daily Lday/Levening/Lnight/Lden per meter", True),
         RouteSpec("map.geojson", noise_map, "Lden map on a grid (GeoJSON, END bands)", True),
+        RouteSpec(
+            "facades.geojson",
+            exposure.facade_collection,
+            "Buildings with Lden/Lnight per floor at the most exposed facade",
+            True,
+        ),
+        RouteSpec(
+            "exposure",
+            exposure.exposure_days,
+            "Residents per END band and highly annoyed (2020/367), per day",
+            True,
+        ),
+        RouteSpec(
+            "summary",
+            exposure.summary,
+            "Meters, mean Lden, meters over the limit, highly annoyed: latest day",
+            True,
+        ),
     ),
     panel=Panel(
         title="Noise",

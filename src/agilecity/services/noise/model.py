@@ -334,6 +334,42 @@ def people_highly_sleep_disturbed(exposures: Iterable[tuple[float, float]]) -> f
     return sum(pop * highly_sleep_disturbed_share(level) for pop, level in exposures)
 
 
+END_LDEN_EXPOSURE = (55, 60, 65, 70, 75)  # END Annex VI 1.5: 55-59 ... >75 dB Lden
+END_LNIGHT_EXPOSURE = (50, 55, 60, 65, 70)  # END Annex VI 1.5: 50-54 ... >70 dB Lnight
+
+
+def exposure_label(level: float, bands: Sequence[int]) -> str | None:
+    """The END Annex VI band of a level ("55-59" ... ">=75"), None below the first one.
+
+    The level is rounded to 0.1 dB first, as on the maps: 59.96 dB is in 60-64.
+    """
+    shown = round(level, 1)
+    if shown < bands[0]:
+        return None
+    for lower, upper in zip(bands[:-1], bands[1:], strict=True):
+        if shown < upper:
+            return f"{lower}-{upper - 1}"
+    return f">={bands[-1]}"
+
+
+def exposure_bands(
+    exposures: Iterable[tuple[float, float]], bands: Sequence[int]
+) -> dict[str, float]:
+    """People per END band over (population, level) pairs: every band, 0 when empty."""
+    labels = [f"{lower}-{upper - 1}" for lower, upper in zip(bands[:-1], bands[1:], strict=True)]
+    out = dict.fromkeys([*labels, f">={bands[-1]}"], 0.0)
+    for population, level in exposures:
+        label = exposure_label(level, bands)
+        if label is not None:
+            out[label] += population
+    return out
+
+
+def round_to_hundred(people: float) -> int:
+    """END Annex VI reports people "rounded to the nearest hundred" (half up)."""
+    return int(math.floor(people / 100.0 + 0.5)) * 100
+
+
 # -- internals ---------------------------------------------------------------------------
 
 

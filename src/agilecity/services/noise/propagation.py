@@ -1,4 +1,4 @@
-"""Noise maps and façade levels: IDW of measured levels and a calibrated road-source model.
+"""Noise maps: IDW of measured levels and a calibrated road-source model (façades: facades.py).
 
 Pure computations (no I/O). Coordinates come in as WGS 84 (lon, lat) and are projected on
 a local equirectangular plane around the grid centre: x = R·cos(φ0)·Δλ, y = R·Δφ with
@@ -271,10 +271,23 @@ def calibrate_emission(
     receivers = np.column_stack([xy, np.full(len(xy), sensor_height_m)])
     transfer = kind_transfer(sources, receivers, air_absorption_db_per_km)
     measured = np.array([level for *_, level in sensors], dtype=float) + facade_correction_db
-    missing = [kind for kind in sources.kinds if kind not in prior_db_per_m]
+    return calibrate_transfer(transfer, sources.kinds, measured, prior_db_per_m, prior_weight)
+
+
+def calibrate_transfer(
+    transfer: Floats,
+    kinds: Sequence[str],
+    measured: Floats,
+    prior_db_per_m: Mapping[str, float],
+    prior_weight: float = 1e-4,
+) -> Calibration:
+    """The fit of calibrate_emission from any (sensors, kinds) transfer matrix (energy per
+    unit LW' of each kind at each sensor) and the measured levels."""
+    missing = [kind for kind in kinds if kind not in prior_db_per_m]
     if missing:
         raise ValueError(f"no prior emission level for street kinds {missing}")
-    prior = np.array([prior_db_per_m[kind] for kind in sources.kinds], dtype=float)
+    prior = np.array([prior_db_per_m[kind] for kind in kinds], dtype=float)
+    measured = np.asarray(measured, dtype=float)
     heard = transfer.sum(axis=1) > 0
     if not heard.any():
         raise ValueError("no sensor hears any street")
@@ -302,13 +315,11 @@ def calibrate_emission(
         u = u + scale * step
         if np.max(np.abs(scale * step)) < 1e-7:
             break
-    predicted = levels_from_transfer(
-        transfer, sources.kinds, dict(zip(sources.kinds, u, strict=True))
-    )
+    predicted = levels_from_transfer(transfer, kinds, dict(zip(kinds, u, strict=True)))
     residuals = predicted - measured
     fitted = residuals[heard]
     return Calibration(
-        {kind: float(v) for kind, v in zip(sources.kinds, u, strict=True)},
+        {kind: float(v) for kind, v in zip(kinds, u, strict=True)},
         tuple(float(v) for v in predicted),
         tuple(float(v) for v in residuals),
         float(np.sqrt(np.mean(fitted**2))),
@@ -329,68 +340,6 @@ def propagation_map(
     transfer = kind_transfer(sources, receivers, air_absorption_db_per_km)
     levels = levels_from_transfer(transfer, sources.kinds, emission_db_per_m)
     return NoiseGrid(spec, levels.reshape(spec.ny, spec.nx))
-
-
-# -- façades --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Building:
-    """A building: footprint ring (lon, lat), number of floors, residents."""
-
-    id: str
-    footprint: Sequence[LonLat]
-    floors: int
-    population: float = 0.0
-
-
-@dataclass(frozen=True)
-class FacadeLevels:
-    """Façade level of each floor (0 = ground) of one building."""
-
-    building_id: str
-    floor_levels: tuple[float, ...]
-    population: float
-
-    @property
-    def most_exposed(self) -> float:
-        """Highest floor level: the most exposed façade's level."""
-        return max(self.floor_levels)
-
-
-def facade_levels(
-    buildings: Sequence[Building],
-    sources: PointSources,
-    emission_db_per_m: Mapping[str, float],
-    projection: LocalProjection,
-    floor_height_m: float = FLOOR_HEIGHT_M,
-    air_absorption_db_per_km: float = 0.0,
-    facade_reflection_db: float = 0.0,
-) -> list[FacadeLevels]:
-    """Level at each floor's mid-height from every source at its nearest façade point."""
-    weights = np.zeros((sources.xyz.shape[0], len(sources.kinds)))
-    weights[np.arange(sources.xyz.shape[0]), sources.kind_index] = sources.length_m
-    out = []
-    for building in buildings:
-        ring = projection.to_metres(building.footprint)
-        horizontal = _distance_to_ring(sources.xyz[:, :2], ring)
-        heights = floor_height_m * (np.arange(building.floors) + 0.5)
-        d2 = horizontal[None, :] ** 2 + (heights[:, None] - sources.xyz[None, :, 2]) ** 2
-        transfer = _energy(d2, air_absorption_db_per_km) @ weights  # (floors, kinds)
-        floor_db = levels_from_transfer(transfer, sources.kinds, emission_db_per_m)
-        levels = [float(v) + facade_reflection_db for v in floor_db]
-        out.append(FacadeLevels(building.id, tuple(levels), building.population))
-    return out
-
-
-def _distance_to_ring(points: Floats, ring: Floats) -> Floats:
-    """Horizontal distance from each point to the nearest point of a polygon's boundary."""
-    a, b = ring, np.roll(ring, -1, axis=0)  # edges, closing the ring if it is open
-    edge = b - a
-    length2 = np.maximum((edge**2).sum(axis=1), 1e-12)
-    t = np.clip(((points[:, None, :] - a[None]) * edge[None]).sum(axis=2) / length2, 0, 1)
-    nearest = a[None] + t[..., None] * edge[None]
-    return np.asarray(np.sqrt(((points[:, None, :] - nearest) ** 2).sum(axis=2)).min(axis=1))
 
 
 # -- GeoJSON --------------------------------------------------------------------------
