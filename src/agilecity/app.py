@@ -22,12 +22,14 @@ from agilecity.api.iot_agent import IotAgentApi
 from agilecity.api.ngsi_ld import NgsiLdApi
 from agilecity.api.ngsi_ld_subscriptions import SubscriptionApi
 from agilecity.api.ngsi_ld_temporal import TemporalApi
+from agilecity.api.open311 import Open311Api
 from agilecity.api.openapi import get_openapi
 from agilecity.api.problems import (
     handle_agilecity_error,
     handle_http_exception,
     handle_unexpected,
 )
+from agilecity.api.reports_staff import ReportStaffApi
 from agilecity.api.services import ServiceApi
 from agilecity.api.staff import StaffApi
 from agilecity.auth import Credentials, JwtPolicy
@@ -36,6 +38,7 @@ from agilecity.broker.contexts import ContextRegistry, FetchPolicy
 from agilecity.broker.notifier import DeliveryPolicy
 from agilecity.errors import AgileCityError
 from agilecity.ingest.gateway import Gateway, GatewayOptions
+from agilecity.reports.setup import RetentionTask, build_desk, build_rate_limiter
 from agilecity.services.host import ServiceHost
 from agilecity.services.registry import enabled_services
 from agilecity.settings import Settings
@@ -132,6 +135,8 @@ def build_app(settings: Settings) -> Starlette:
         settings.services, settings.services_tenants,
         Path(os.environ.get("AGILECITY_CONFIG", "agilecity.toml")),
     ))  # fmt: skip
+    reports = build_desk(settings, broker)
+    retention = RetentionTask(reports)
     ready = {"value": False}
 
     @contextlib.asynccontextmanager
@@ -143,6 +148,7 @@ def build_app(settings: Settings) -> Starlette:
         if gateway is not None:
             await gateway.start()
         await services.start()
+        await retention.start()
         ready["value"] = True
         log.info("AgileCity %s ready on %s", __version__, settings.db)
         if credentials is None:
@@ -151,6 +157,7 @@ def build_app(settings: Settings) -> Starlette:
             yield
         finally:
             ready["value"] = False
+            await retention.stop()
             await services.stop()
             if gateway is not None:
                 await gateway.stop()
@@ -196,6 +203,8 @@ def build_app(settings: Settings) -> Starlette:
         *(IotAgentApi(gateway, settings.max_body_bytes).routes() if gateway is not None else []),
         *StaffApi(credentials, audit, settings.secure_cookies).routes(),
         *ServiceApi(services).routes(),
+        *Open311Api(reports, build_rate_limiter(settings), credentials, settings).routes(),
+        *ReportStaffApi(reports, settings.open311_max_body_bytes).routes(),
     ]
     access = Middleware(
         AccessMiddleware,
@@ -218,6 +227,7 @@ def build_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.credentials = credentials
     app.state.services = services
+    app.state.reports = reports
     return app
 
 

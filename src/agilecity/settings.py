@@ -74,7 +74,7 @@ class Settings:
     public_types: str = _setting(
         "ParkingSpot,OnStreetParking,ParkingGroup,NoiseLevelObserved,WeatherObserved,"
         "AirQualityObserved,Streetlight,EVChargingStation,WasteContainer,Garden,FlowerBed,"
-        "GreenspaceRecord,Building,KeyPerformanceIndicator",
+        "GreenspaceRecord,Building,KeyPerformanceIndicator,service_requests",
         "Entity types anonymous visitors may read (comma-separated); every other type needs "
         "credentials.",
     )
@@ -112,6 +112,44 @@ class Settings:
     gateway_context: str = _setting(
         "", "@context URL the gateway expands device attribute names with (empty: core context)."
     )
+    open311_categories_file: str = _setting(
+        "", "JSON file of the city's report categories (empty: the built-in set, docs/open311.md)."
+    )
+    open311_districts_file: str = _setting(
+        "", "GeoJSON FeatureCollection of districts (properties.name) for report statistics."
+    )
+    open311_jurisdiction_id: str = _setting(
+        "", "Open311 jurisdiction_id this city answers to (empty: any value is accepted)."
+    )
+    open311_public_url: str = _setting(
+        "", "Base URL of the platform in report e-mails and photo links (empty: http://host:port)."
+    )
+    open311_rate_limit: int = _setting(
+        10, "Report submissions (and follows) per client per window (0: no limit)."
+    )
+    open311_rate_window_seconds: int = _setting(3600, "Window of open311_rate_limit, in seconds.")
+    open311_max_body_bytes: int = _setting(
+        6 * 1024 * 1024, "Largest Open311 request body (a form with a photo), in bytes."
+    )
+    open311_max_photo_bytes: int = _setting(5 * 1024 * 1024, "Largest report photo, in bytes.")
+    open311_max_photo_pixels: int = _setting(
+        40_000_000, "Most pixels (width x height) a report photo may decode to."
+    )
+    open311_max_description_chars: int = _setting(
+        4000, "Longest report description, in characters."
+    )
+    open311_duplicate_distance_m: float = _setting(
+        50.0, "Open reports of a category this close (metres) are suggested as duplicates."
+    )
+    open311_contact_retention_days: int = _setting(
+        90, "Days after a report closes before its reporter's contact details are deleted."
+    )
+    open311_photo_retention_days: int = _setting(
+        365, "Days after a report closes before its photos are deleted."
+    )
+    open311_smtp_host: str = _setting("", "SMTP server for report e-mails (empty: no e-mail).")
+    open311_smtp_port: int = _setting(25, "TCP port of the SMTP server.")
+    open311_mail_from: str = _setting("agilecity@localhost", "From address of report e-mails.")
 
     @classmethod
     def help_texts(cls) -> dict[str, str]:
@@ -183,7 +221,9 @@ class Settings:
         self.retention_per_tenant()
         if self.history_retention_days < 0:
             raise SettingsError("history_retention_days must not be negative")
-        for name in ("port", "mqtt_port"):
+        if self.open311_rate_limit < 0:
+            raise SettingsError("open311_rate_limit must not be negative (0: no limit)")
+        for name in ("port", "mqtt_port", "open311_smtp_port"):
             if not 0 < getattr(self, name) < 65536:
                 raise SettingsError(f"{name} must be 1-65535, not {getattr(self, name)}")
         if not 0 < self.default_page_size <= self.max_page_size:
@@ -191,7 +231,11 @@ class Settings:
         if not self.db.startswith(("sqlite:", "postgresql:", "postgres:")):
             raise SettingsError(f"db must be a sqlite:/// or postgresql:// URL, not {self.db!r}")
         positive = ("max_body_bytes", "max_batch_entities", "context_max_bytes", "max_json_depth",
-                    "notification_queue_size", "gateway_max_frame_bytes")  # fmt: skip
+                    "notification_queue_size", "gateway_max_frame_bytes", "open311_max_body_bytes",
+                    "open311_max_photo_bytes", "open311_max_photo_pixels",
+                    "open311_max_description_chars", "open311_rate_window_seconds",
+                    "open311_duplicate_distance_m", "open311_contact_retention_days",
+                    "open311_photo_retention_days")  # fmt: skip
         for name in (*positive, "max_regex_length", "max_geometry_points"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")

@@ -66,6 +66,8 @@ RULES: tuple[Rule, ...] = (
     _rule(ANY, r"^/iot/", MANAGERS),
     _rule(SAFE, r"^/audit$", ADMINS),
     _rule(SAFE, r"^/services(/|$)", EVERYONE),  # each service route says if it is public
+    _rule(ANY, r"^/open311/", EVERYONE),  # citizens report, follow, reopen (by token)
+    _rule(ANY, r"^/reports(/|$)", STAFF),  # the reports back office
     _rule(SAFE, NGSI + r"/subscriptions", STAFF),
     _rule(ANY, NGSI + r"/subscriptions", MANAGERS),
     _rule(SAFE, NGSI + r"/jsonldContexts", READERS),

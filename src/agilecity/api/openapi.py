@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agilecity import __version__
+from agilecity.api import openapi_open311
 from agilecity.api.access import EVERYONE, SESSION_COOKIE, roles_for
 
 NGSI_LD = "/ngsi-ld/v1"
@@ -374,6 +375,8 @@ def secure(path: str, method: str, op: Schema) -> Schema:
     for status in sorted(errors):
         if path.startswith(NGSI_LD):
             name = _ERRORS[status][0]
+        elif path.startswith("/open311/"):
+            name = "Open311Error"
         else:
             name = "IotError" if path.startswith("/iot/") else "Problem"
         op["responses"][str(status)] = ref("responses", name)
@@ -654,7 +657,8 @@ operation is in docs/security.md. An operation whose security list holds `{{}}` 
 anonymous visitors for the entity types the `public_types` setting lists. In the open mode
 (`auth = false`, for development and conformance tests) no credentials are needed.
 Errors of /ngsi-ld are ProblemDetails (`type`, `title`, `status`, `detail`), of /iot
-`{{"name", "message"}}`, elsewhere RFC 9457 problems; a method a path does not support
+`{{"name", "message"}}`, of /open311 Open311's `[{{"code", "description"}}]` (XML for
+`.xml` paths), elsewhere RFC 9457 problems; a method a path does not support
 is 405 with an `Allow` header.
 """
 SECURITY_SCHEMES: dict[str, Schema] = {
@@ -670,6 +674,7 @@ SECURITY_SCHEMES: dict[str, Schema] = {
 def openapi_document(*, gateway: bool = True) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the platform (the IoT Agent paths when ``gateway``)."""
     families = [platform_paths(), ngsi_ld_paths(), iot_agent_paths() if gateway else {},
+                openapi_open311.open311_paths(), openapi_open311.report_staff_paths(),
                 staff_paths()]  # fmt: skip
     paths = {
         path: {method: secure(path, method, op) for method, op in item.items()}
@@ -681,7 +686,9 @@ def openapi_document(*, gateway: bool = True) -> dict[str, Any]:
         "info": {"title": "AgileCity", "version": __version__, "description": DESCRIPTION,
                  "license": {"name": "EUPL-1.2", "identifier": "EUPL-1.2"}},
         "paths": paths,
-        "components": {"schemas": SCHEMAS, "parameters": PARAMETERS, "responses": RESPONSES,
+        "components": {"schemas": {**SCHEMAS, **openapi_open311.SCHEMAS},
+                       "parameters": {**PARAMETERS, **openapi_open311.PARAMETERS},
+                       "responses": {**RESPONSES, **openapi_open311.RESPONSES},
                        "headers": HEADERS, "securitySchemes": SECURITY_SCHEMES},
     }  # fmt: skip
 

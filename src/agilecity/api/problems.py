@@ -32,11 +32,29 @@ def iot_agent_response(error: AgileCityError) -> Response:
     return Response(orjson.dumps(body), status_code=error.status, media_type="application/json")
 
 
+OPEN311_PREFIX = "/open311/"
+
+
+def open311_response(error: AgileCityError, path: str) -> Response:
+    """Open311 GeoReport v2's error shape, ``[{"code": 400, "description": ...}]`` in JSON,
+    ``<errors><error><code/><description/></error></errors>`` when the path asks for XML."""
+    from agilecity.api.open311_format import render_errors
+
+    response = render_errors(error.status, error.detail or error.title, path.endswith(".xml"))
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
 def problem_response(error: AgileCityError, request: Request | None = None) -> Response:
-    """The error in its API family's shape: IoT Agent routes their own, NGSI-LD routes
-    ProblemDetails as application/json (as the spec shows), others application/problem+json."""
+    """The error in its API family's shape: IoT Agent and Open311 routes their own, NGSI-LD
+    routes ProblemDetails as application/json (as the spec shows), others
+    application/problem+json."""
     if request is not None and request.url.path.startswith(IOT_AGENT_PREFIX):
         return iot_agent_response(error)
+    if request is not None and request.url.path.startswith(OPEN311_PREFIX):
+        return open311_response(error, request.url.path)
     body = error.problem()
     if request is not None:
         body["instance"] = request.url.path
