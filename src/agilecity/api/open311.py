@@ -9,9 +9,10 @@ import io
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import MultiDict, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -58,6 +59,20 @@ def _time(value: str | None, name: str) -> datetime | None:
     if moment.year < 1000 or moment.year > 9000:
         raise BadRequestDataError(f"{name} is out of range")
     return moment
+
+
+async def read_form(request: Request, raw: bytes, max_part_size: int) -> MultiDict:
+    """The form fields of a body already read (and bounded), files as bytes; the uploads'
+    temporary files are closed before returning."""
+    request._body = raw  # request.form() parses the body read
+    form = await request.form(max_files=2, max_fields=200, max_part_size=max_part_size)
+    try:
+        items: list[tuple[str, Any]] = []
+        for key, value in form.multi_items():
+            items.append((key, await value.read() if isinstance(value, UploadFile) else value))
+    finally:
+        await form.close()
+    return MultiDict(items)
 
 
 class Open311Api:
@@ -114,17 +129,14 @@ class Open311Api:
             raise ResourceNotFoundError(f"tenant {tenant!r} does not exist")
         return tenant
 
-    async def _form(self, request: Request) -> FormData:
+    async def _form(self, request: Request) -> MultiDict:
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type not in _FORM_TYPES:
             raise BadRequestDataError(
                 "send the fields as application/x-www-form-urlencoded or multipart/form-data"
             )
         raw = await read_raw_body(request, self.settings.open311_max_body_bytes)
-        request._body = raw  # request.form() parses the body already read (and bounded)
-        return await request.form(
-            max_files=2, max_fields=200, max_part_size=self.settings.open311_max_photo_bytes + 1
-        )
+        return await read_form(request, raw, self.settings.open311_max_photo_bytes + 1)
 
     async def _limit(self, request: Request, api_key: str | None) -> None:
         """The per-client rate limit, which a valid API key (a partner app) is exempt from."""
@@ -192,7 +204,7 @@ class Open311Api:
             elif key.startswith("attribute[") and not match:
                 raise BadRequestDataError(f"{key[:80]!r} is not attribute[code]")
         media = form.get("media")
-        photo = await media.read() if isinstance(media, UploadFile) else None
+        photo = media if isinstance(media, bytes) else None
         if not text("service_code"):
             raise BadRequestDataError("service_code is required")
         submission = Submission(

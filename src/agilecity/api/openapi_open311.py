@@ -246,7 +246,8 @@ def report_staff_paths() -> dict[str, dict[str, Schema]]:
         f"{r}/moderation": {"post": _op(
             "moderateReport", "Publish (edited) description and address, or withdraw", tag,
             one, rid, _json_body(_object(("publish",), publish={"type": "boolean"},
-                                         description=STRING, media_url={"type": "boolean"})),
+                                         description=STRING, address_string=STRING,
+                                         media_url={"type": "boolean"})),
             errors=(400, 404, 413))},
         f"{r}/merge": {"post": _op(
             "mergeReport", "Merge into another open report (a duplicate)", tag, one, rid,

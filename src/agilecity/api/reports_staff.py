@@ -7,13 +7,13 @@ import dataclasses
 from typing import Any
 
 import orjson
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from agilecity.api.access import principal_of
 from agilecity.api.negotiation import read_raw_body, tenant_of
+from agilecity.api.open311 import read_form
 from agilecity.errors import BadRequestDataError, ResourceNotFoundError
 from agilecity.reports.desk import ReportDesk
 from agilecity.reports.model import STATUSES, Report
@@ -156,20 +156,22 @@ class ReportStaffApi:
         return _json(self._view(report, None))
 
     async def moderate_report(self, request: Request) -> Response:
-        """POST /reports/{id}/moderation {"publish", "description"?, "media_url"?}."""
+        """POST /reports/{id}/moderation {"publish", "description"?, "address_string"?,
+        "media_url"?}: edited texts (names removed) are what becomes public."""
         body = await self._body(request)
         publish, media = body.get("publish"), body.get("media_url")
         if not isinstance(publish, bool) or not isinstance(media, bool | None):
             raise BadRequestDataError("publish (and media_url) are booleans")
-        description = body.get("description")
-        if description is not None and not isinstance(description, str):
-            raise BadRequestDataError("description is a string")
+        description, address = body.get("description"), body.get("address_string")
+        if not isinstance(description, str | None) or not isinstance(address, str | None):
+            raise BadRequestDataError("description and address_string are strings")
         report = await self.desk.moderate(
             tenant_of(request),
             request.path_params["service_request_id"],
             publish,
             description,
             media,
+            address,
         )
         return _json(self._view(report, None))
 
@@ -206,15 +208,13 @@ class ReportStaffApi:
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != "multipart/form-data":
             raise BadRequestDataError("send the photo as multipart/form-data (field 'photo')")
-        request._body = await read_raw_body(request, self.max_body_bytes)
-        form = await request.form(
-            max_files=1, max_fields=10, max_part_size=self.desk.options.photo_limits.max_bytes + 1
-        )
+        raw = await read_raw_body(request, self.max_body_bytes)
+        form = await read_form(request, raw, self.desk.options.photo_limits.max_bytes + 1)
         upload, kind = form.get("photo"), form.get("kind", "after")
-        if not isinstance(upload, UploadFile) or not isinstance(kind, str):
+        if not isinstance(upload, bytes) or not isinstance(kind, str):
             raise BadRequestDataError("the form needs a file field 'photo'")
         photo = await self.desk.add_photo(
-            tenant_of(request), request.path_params["service_request_id"], await upload.read(), kind
+            tenant_of(request), request.path_params["service_request_id"], upload, kind
         )
         return _json(dataclasses.asdict(photo), 201)
 

@@ -126,6 +126,7 @@ class ReportDesk:
         self.mailer = mailer
         self.options = options
         self._mail_tasks: set[asyncio.Task[bool]] = set()
+        self._mail_order = asyncio.Lock()  # FIFO: e-mails go out in the order of the changes
 
     @property
     def categories(self) -> tuple[Category, ...]:
@@ -268,6 +269,7 @@ class ReportDesk:
         publish: bool,
         description: str | None = None,
         media_url: bool | None = None,
+        address_string: str | None = None,
     ) -> Report:
         """Publish (or withdraw) the description and address, edited if need be (names are
         personal data), and the client-given media_url."""
@@ -276,6 +278,8 @@ class ReportDesk:
             report.description = clean_text(
                 description, "description", self.options.max_description_chars
             )
+        if address_string is not None:
+            report.address_string = clean_text(address_string, "address_string", 500)
         report.description_public = publish
         if media_url is not None:
             report.media_url_public = media_url
@@ -432,6 +436,10 @@ class ReportDesk:
             task.add_done_callback(self._mail_tasks.discard)
 
     async def _send_status(self, tenant: str, report: Report, merged: list[str]) -> bool:
+        async with self._mail_order:
+            return await self._send_status_now(tenant, report, merged)
+
+    async def _send_status_now(self, tenant: str, report: Report, merged: list[str]) -> bool:
         category = self.repo.categories.get(report.service_code)
         name = category.name if category else report.service_code
         base = self.options.public_url

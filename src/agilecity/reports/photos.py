@@ -4,6 +4,7 @@ GPS, XMP, ICC, text chunks), bounded in size, thumbnails, and staff redaction.""
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -54,6 +55,15 @@ def _pixels_only(image: Image.Image) -> Image.Image:
     return clean
 
 
+def _upright(image: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says (as it is when the EXIF is broken:
+    a broken EXIF is dropped anyway, it is no reason to refuse the photo)."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except (SyntaxError, ValueError, OSError, KeyError, TypeError, struct.error):
+        return image
+
+
 def sanitise(data: bytes, limits: PhotoLimits) -> SanitisedPhoto:
     """Check an upload by its content and re-encode it without metadata (400/413 otherwise).
 
@@ -70,17 +80,11 @@ def sanitise(data: bytes, limits: PhotoLimits) -> SanitisedPhoto:
             if width * height > limits.max_pixels:
                 raise PayloadTooLargeError(f"a photo may have at most {limits.max_pixels} pixels")
             opened.load()
-            upright = ImageOps.exif_transpose(opened)
-    except (
-        UnidentifiedImageError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-        OSError,
-        ValueError,
-        SyntaxError,
-    ) as exc:
-        kind = "too large" if "decompression" in type(exc).__name__.lower() else "not readable"
-        raise BadRequestDataError(f"the photo must be a JPEG, PNG or WebP image ({kind})") from None
+            upright = _upright(opened)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PayloadTooLargeError(f"a photo may have at most {limits.max_pixels} pixels") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise BadRequestDataError("the photo must be a JPEG, PNG or WebP image") from None
     clean = _pixels_only(upright)
     clean.thumbnail((limits.max_side, limits.max_side))
     thumb = clean.copy()
