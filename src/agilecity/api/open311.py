@@ -154,6 +154,7 @@ class Open311Api:
     async def get_discovery(self, request: Request) -> Response:
         """GET discovery.{format}: the service discovery document."""
         xml = _format(request)
+        self._jurisdiction(request.query_params.get("jurisdiction_id"))
         endpoint = {
             "specification": SPECIFICATION,
             "url": self.desk.options.public_url + V2,

@@ -162,7 +162,7 @@ def open311_paths() -> dict[str, dict[str, Schema]]:
     return {
         f"{v2}/discovery.{{format}}": {"get": _op(
             "getOpen311Discovery", "Service discovery", tag,
-            _open311_ok("The endpoints.", "Open311Discovery"), (f,), errors=(404,))},
+            _open311_ok("The endpoints.", "Open311Discovery"), (f, j), errors=(404,))},
         f"{v2}/services.{{format}}": {"get": _op(
             "listOpen311Services", "Service categories", tag,
             _open311_ok("The services.", "Open311Services"), (f, j))},
@@ -201,16 +201,16 @@ def open311_paths() -> dict[str, dict[str, Schema]]:
             ("nearbyCode", "lat", "long"))},
         "/open311/media/{photo_id}": {"get": _op(
             "getOpen311Photo", "A published photo (no metadata)", tag,
-            {200: _ok("JPEG.", BINARY, "image/jpeg")}, ("photoId",), errors=(404,))},
+            {200: _ok("JPEG.", BINARY, "image/jpeg")}, ("photoId", "tenant"), errors=(404,))},
         "/open311/media/{photo_id}/thumbnail": {"get": _op(
             "getOpen311Thumbnail", "A published photo's thumbnail", tag,
-            {200: _ok("JPEG.", BINARY, "image/jpeg")}, ("photoId",), errors=(404,))},
+            {200: _ok("JPEG.", BINARY, "image/jpeg")}, ("photoId", "tenant"), errors=(404,))},
         "/open311/export.{format}": {"get": _op(
             "exportOpen311Requests", "Open data of reports (no personal data, no free text)",
             tag, {200: {"description": "CSV or GeoJSON.", "content": {
                 "text/csv": {"schema": STRING},
                 "application/geo+json": {"schema": OBJECT}}}},
-            ("exportFormat",), errors=(404,))},
+            ("exportFormat", "tenant"), errors=(404,))},
     }  # fmt: skip
 
 
