@@ -111,6 +111,8 @@ PARAMETERS: dict[str, Schema] = {
     "queueLimit": _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500},
                          "Page size (50)."),
     "queueOffset": _param("offset", "query", {"type": "integer", "minimum": 0}, "Page start."),
+    "reportPageLang": _param("lang", "query", {"type": "string", "enum": ["fr", "en"]},
+                             "Page language (remembered in a cookie); French by default."),
     "staffTenant": _param("NGSILD-Tenant", "header", STRING, "Tenant (default: the default)."),
 }  # fmt: skip
 RESPONSES: dict[str, Schema] = {
@@ -268,3 +270,31 @@ def report_staff_paths() -> dict[str, dict[str, Schema]]:
                                boxes=_list(_list({"type": "number"})))),
             errors=(400, 404, 413))},
     }  # fmt: skip
+
+
+def report_page_paths() -> dict[str, dict[str, Schema]]:
+    """The report pages (HTML, in the visitor's language)."""
+    tag = "Web"
+    page = {200: _ok("The page (HTML).", STRING, "text/html")}
+    return {
+        "/report": {
+            "get": _op(
+                "showReportPage",
+                "File a report, follow one, open reports",
+                tag,
+                page,
+                ("reportPageLang",),
+                errors=(),
+            )
+        },
+        "/staff/reports": {
+            "get": _op(
+                "showReportOffice",
+                "The reports back office",
+                tag,
+                page,
+                ("reportPageLang",),
+                errors=(),
+            )
+        },
+    }
