@@ -20,6 +20,11 @@ REPORT, CONTACT, PHOTO, TOKEN = "report", "report_contact", "report_photo", "rep
 PERSONAL_FIELDS = ("email", "first_name", "last_name", "phone", "device_id", "account_id")
 
 
+def storable(*texts: str) -> bool:
+    """Whether ids and tenant names can reach the store (PostgreSQL text holds no NUL)."""
+    return all("\x00" not in text for text in texts)
+
+
 def token_digest(token: str) -> str:
     """The stored form of a reporter's token (SHA-256): the token itself is never stored
     but in the contact record, which the retention purge deletes."""
@@ -89,6 +94,8 @@ class ReportRepository:
 
     async def get(self, tenant: str, report_id: str) -> Report | None:
         """The internal state of a report, or None."""
+        if not storable(tenant, report_id):
+            return None
         record = await self.broker.get_record(REPORT, tenant, report_id)
         return None if record is None else Report.from_doc(record.doc)
 
@@ -105,6 +112,8 @@ class ReportRepository:
 
     async def all(self, tenant: str) -> list[Report]:
         """Every report of a tenant."""
+        if not storable(tenant):
+            return []
         return [Report.from_doc(r.doc) for r in await self.broker.list_records(REPORT, tenant)]
 
     async def tenants(self) -> list[str]:
@@ -127,7 +136,7 @@ class ReportRepository:
             lat, lon, metres = near
             params.georel, params.geometry = f"near;maxDistance=={metres}", "Point"
             params.coordinates = [lon, lat]
-        if not await self.broker.store.tenant_exists(tenant):
+        if not storable(tenant) or not await self.broker.store.tenant_exists(tenant):
             return []
         docs, _ = await self.broker.query_entities(tenant, params, self.terms)
         options = RenderOptions(format="keyValues")
@@ -135,7 +144,7 @@ class ReportRepository:
 
     async def entity(self, tenant: str, report_id: str) -> dict[str, Any] | None:
         """The public entity of one report (keyValues), or None."""
-        if not await self.broker.store.tenant_exists(tenant):
+        if not storable(tenant, report_id) or not await self.broker.store.tenant_exists(tenant):
             return None
         doc = await self.broker.store.get(tenant, ENTITY_PREFIX + report_id)
         return (
@@ -152,6 +161,8 @@ class ReportRepository:
 
     async def contact(self, tenant: str, report_id: str) -> dict[str, Any] | None:
         """The personal data of a report, or None (never given, or purged)."""
+        if not storable(tenant, report_id):
+            return None
         record = await self.broker.get_record(CONTACT, tenant, report_id)
         return None if record is None else record.doc
 
@@ -166,7 +177,7 @@ class ReportRepository:
 
     async def report_of_token(self, tenant: str, token: str) -> str | None:
         """The report id of a token, or None."""
-        if not token or len(token) > 200:
+        if not token or len(token) > 200 or not storable(tenant):
             return None
         record = await self.broker.get_record(TOKEN, tenant, token_digest(token))
         return None if record is None else str(record.doc["service_request_id"])
@@ -180,6 +191,8 @@ class ReportRepository:
     async def photo(self, tenant: str, photo_id: str) -> StoredPhoto | None:
         """A photo, or None."""
         if not photo_id.isascii() or not photo_id.isalnum() or len(photo_id) > 64:
+            return None
+        if not storable(tenant):
             return None
         record = await self.broker.get_record(PHOTO, tenant, photo_id)
         return None if record is None else StoredPhoto.from_record(record)
