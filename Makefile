@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+WEB := src/agilecity/web
+NODE_STAMP := $(WEB)/node_modules/.installed
 
 .PHONY: demo test lint bench clean
 
@@ -12,12 +14,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# the pages' front-end packages (Leaflet, uPlot; axe-core for the tests), from npm, never committed
+$(NODE_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
 ## demo: set up and start the platform, its gateway and the demo town (SQLite store)
-demo: $(STAMP)
+demo: $(STAMP) $(NODE_STAMP)
 	$(BIN)/agilecity demo
 
 ## test: set up, lint, type-check and run the whole test suite
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
@@ -34,4 +41,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/simulator.py
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache $(WEB)/node_modules

@@ -43,6 +43,8 @@ from agilecity.services.host import ServiceHost
 from agilecity.services.registry import enabled_services
 from agilecity.settings import Settings
 from agilecity.store.base import Store
+from agilecity.web.pages import WebPages
+from agilecity.web.reports import ReportPages
 
 log = logging.getLogger("agilecity")
 
@@ -135,6 +137,7 @@ def build_app(settings: Settings) -> Starlette:
         settings.services, settings.services_tenants,
         Path(os.environ.get("AGILECITY_CONFIG", "agilecity.toml")),
     ))  # fmt: skip
+    pages = WebPages(broker, services, settings) if settings.web else None
     reports = build_desk(settings, broker)
     retention = RetentionTask(reports)
     ready = {"value": False}
@@ -157,6 +160,8 @@ def build_app(settings: Settings) -> Starlette:
             yield
         finally:
             ready["value"] = False
+            if pages is not None:
+                pages.close()
             await retention.stop()
             await services.stop()
             if gateway is not None:
@@ -205,6 +210,8 @@ def build_app(settings: Settings) -> Starlette:
         *ServiceApi(services).routes(),
         *Open311Api(reports, build_rate_limiter(settings), credentials, settings).routes(),
         *ReportStaffApi(reports, settings.open311_max_body_bytes).routes(),
+        *(pages.routes() if pages is not None else []),
+        *(ReportPages(pages, reports).routes() if pages is not None else []),
     ]
     access = Middleware(
         AccessMiddleware,
@@ -227,6 +234,7 @@ def build_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.credentials = credentials
     app.state.services = services
+    app.state.pages = pages
     app.state.reports = reports
     return app
 

@@ -293,16 +293,21 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
     _configure_logging(settings)
     _banner(settings)
     options = DemoOptions(args.seed, args.speed, args.backfill_days, args.tenant)
-    if settings.db.startswith("sqlite:///") and "AGILECITY_NOISE_STREETS" not in os.environ:
+    if "AGILECITY_NOISE_STREETS" not in os.environ or not settings.web_basemap:
         # the town's map beside its store: the noise map propagates from its streets, the
-        # façade levels and the residents exposed come from its buildings
+        # dashboard draws it as its offline basemap
         from agilecity.ingest.simulator import Town
         from agilecity.ingest.simulator.command import write_geography
 
-        folder = Path(settings.db[len("sqlite:///") :]).parent / "town"
+        sqlite = settings.db.startswith("sqlite:///")
+        folder = (
+            Path(settings.db[len("sqlite:///") :]).parent if sqlite else Path("data")
+        ) / "town"
         write_geography(Town(args.seed), folder)
-        os.environ["AGILECITY_NOISE_STREETS"] = str(folder / "streets.geojson")
+        os.environ.setdefault("AGILECITY_NOISE_STREETS", str(folder / "streets.geojson"))
         os.environ.setdefault("AGILECITY_NOISE_BUILDINGS", str(folder / "buildings.geojson"))
+        if not settings.web_basemap:
+            settings = settings.updated({"web_basemap": str(folder)})
     try:
         asyncio.run(serve_demo(settings, options))
     except KeyboardInterrupt:

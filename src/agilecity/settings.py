@@ -151,6 +151,18 @@ class Settings:
     open311_smtp_port: int = _setting(25, "TCP port of the SMTP server.")
     open311_mail_from: str = _setting("agilecity@localhost", "From address of report e-mails.")
 
+    web: bool = _setting(True, "Serve the web pages: the public dashboard at / and /staff.")
+    web_title: str = _setting("AgileCity", "The city's name, shown in the pages' title and header.")
+    web_basemap: str = _setting(
+        "",
+        "Folder of the offline basemap's GeoJSON files (districts, streets, buildings, "
+        "green_spaces .geojson); empty: no basemap (make demo sets the demo town's).",
+    )
+    web_tile_url: str = _setting(
+        "", "URL template of a raster tile server drawn under the map (empty: offline only)."
+    )
+    web_tile_attribution: str = _setting("", "Attribution text the tile server requires.")
+
     @classmethod
     def help_texts(cls) -> dict[str, str]:
         """Setting name -> help text, for --help and the documentation test."""

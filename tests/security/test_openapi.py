@@ -102,6 +102,9 @@ def test_every_route_is_documented_and_every_documented_route_exists(
     assert any(path.startswith("/iot/") for path, _ in documented) is gateway
 
 
+ENDLESS = {"streamWebEvents"}  # a server-sent event stream: its response never ends
+
+
 async def test_the_security_of_each_operation_is_what_the_platform_enforces(
     tmp_path: Path,
 ) -> None:
@@ -117,6 +120,8 @@ async def test_the_security_of_each_operation_is_what_the_platform_enforces(
         for path, item in document["paths"].items():
             url = re.sub(r"\{[^}]*\}", "urn:ngsi-ld:Spot:x", path)
             for method, op in item.items():
+                if op["operationId"] in ENDLESS:
+                    continue  # never answers in full; tests/web/test_pages.py checks it
                 anonymous = await client.request(method, url, json={})
                 if op["security"] == [] or {} in op["security"]:
                     assert anonymous.status_code != 401, (method, path, anonymous.text)
@@ -342,6 +347,10 @@ def test_the_platform_conforms_to_its_description(platform: Call) -> None:
     failures: list[str] = []
     operations = [result.ok() for result in SCHEMA.get_all_operations()]
     assert len(operations) > 50
+    # the live event stream never ends, and schemathesis finds no negative case to make for
+    # a lone path parameter: tests/web/test_pages.py checks both
+    skipped = {*ENDLESS, "getAsset"}
+    operations = [op for op in operations if op.definition.raw["operationId"] not in skipped]
     for operation in operations:
         for attempt in (1, 2):
             try:

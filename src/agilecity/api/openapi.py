@@ -26,6 +26,7 @@ from agilecity.api.access import EVERYONE, SESSION_COOKIE, roles_for
 NGSI_LD = "/ngsi-ld/v1"
 JSON, JSON_LD, GEO_JSON = "application/json", "application/ld+json", "application/geo+json"
 MERGE_PATCH, TEXT = "application/merge-patch+json", "text/plain"
+HTML, EVENT_STREAM = "text/html", "text/event-stream"
 Schema = dict[str, Any]
 
 
@@ -185,6 +186,9 @@ OPTIONS = ("keyValues", "simplified", "concise", "normalized", "sysAttrs")
 TEMPORAL_OPTIONS = ("temporalValues", "aggregatedValues", "sysAttrs", "count")
 PARAMETERS: dict[str, Schema] = {
     "entityId": _param("entityId", "path", STRING, "Entity id (a URI)."),
+    "assetPath": _param("assetPath", "path", STRING, "File path under /static/."),
+    "pageLang": _param("lang", "query", {"type": "string", "enum": ["fr", "en"]},
+                       "Page language (remembered in a cookie); French by default."),
     "attrId": _param("attrId", "path", STRING, "Attribute name (expanded with the @context)."),
     "instanceId": _param("instanceId", "path", STRING, "Attribute instance id (a URI)."),
     "entityTypeName": _param("type", "path", STRING, "Entity type name."),
@@ -628,6 +632,28 @@ def iot_agent_paths() -> dict[str, dict[str, Schema]]:
     }  # fmt: skip
 
 
+def web_paths() -> dict[str, dict[str, Schema]]:
+    """The web pages, their assets, the basemap and the live event stream."""
+    tag = "Web"
+    page = {200: ok("The page (HTML, in the visitor's language).", STRING, HTML)}
+    return {
+        "/": {"get": operation("showDashboard", "The public city dashboard", tag, page,
+                               params=("pageLang",))},
+        "/staff": {"get": operation("showStaffConsole", "The staff console (or its login)",
+                                    tag, page, params=("pageLang",))},
+        "/web/basemap.geojson": {"get": operation(
+            "getBasemap", "The offline basemap (streets, buildings, districts, green spaces)",
+            tag, {200: ok("A FeatureCollection.", ANY_OBJECT, GEO_JSON)})},
+        "/web/events": {"get": operation(
+            "streamWebEvents", "Live entity changes for the map (server-sent events)", tag,
+            {200: ok("An event stream of keyValues entities.", STRING, EVENT_STREAM)})},
+        "/static/{assetPath}": {"get": operation(
+            "getAsset", "A script, style or front-end package file of the pages", tag,
+            {200: ok("The file.", STRING, "application/octet-stream")},
+            params=("assetPath",), errors=(404,))},
+    }  # fmt: skip
+
+
 def staff_paths() -> dict[str, dict[str, Schema]]:
     """Staff sessions and the audit log."""
     tag = "Staff"
@@ -675,7 +701,7 @@ def openapi_document(*, gateway: bool = True) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the platform (the IoT Agent paths when ``gateway``)."""
     families = [platform_paths(), ngsi_ld_paths(), iot_agent_paths() if gateway else {},
                 openapi_open311.open311_paths(), openapi_open311.report_staff_paths(),
-                staff_paths()]  # fmt: skip
+                staff_paths(), web_paths(), openapi_open311.report_page_paths()]  # fmt: skip
     paths = {
         path: {method: secure(path, method, op) for method, op in item.items()}
         for family in families

@@ -55,23 +55,60 @@ class RouteSpec:
 
 @dataclass(frozen=True)
 class Tile:
-    """An indicator tile of a dashboard panel: one attribute of one or more entities."""
+    """An indicator tile of a dashboard panel: one figure of a public JSON route of the service.
 
-    label: str
-    entity_type: str
-    attribute: str
+    The label is the message ``<key>`` of the service's catalogue (``messages.json``).
+    """
+
+    key: str
+    route: str  # a public RouteSpec path answering a JSON object
+    field: str  # the figure's key in that object
     unit: str = ""
 
 
 @dataclass(frozen=True)
+class Layer:
+    """A map layer: the entities of one type, coloured by one attribute.
+
+    ``colours`` colours categorical values (value -> CSS colour), ``bands`` numeric ones
+    (ascending lower bounds); the legend labels are the messages ``layer.<type>`` and
+    ``value.<value>``. ``chart`` lists the numeric attributes the entity panel draws. A layer
+    with ``route`` draws a GeoJSON route of the service instead (a computed map).
+    """
+
+    entity_type: str
+    attribute: str = ""
+    colours: tuple[tuple[str, str], ...] = ()
+    bands: tuple[tuple[float, str], ...] = ()
+    chart: tuple[str, ...] = ()
+    unit: str = ""
+    colour: str = "#5a6470"  # entities without the attribute, or without rules
+    route: str = ""
+    q: str = ""  # an NGSI-LD q filter on the entities drawn (e.g. "!validTo": open alerts)
+    shown: bool = True  # drawn when the page opens (the visitor can toggle it)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A staff-console table: the rows (JSON objects) of a service route, some columns."""
+
+    key: str  # its title: message <key>; column headers: messages <key>.<column>
+    route: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Panel:
-    """What the dashboard shows for a service: tiles, a map layer, a chart."""
+    """What the dashboard shows for a service: indicator tiles, map layers, staff tables.
+
+    The title is the message ``<title>`` of the service's catalogue, so panels are
+    translated like the rest of the pages.
+    """
 
     title: str
     tiles: tuple[Tile, ...] = ()
-    layer: str | None = None  # an entity type drawn on the map
-    layer_route: str | None = None  # or a GeoJSON route of the service
-    chart: Tile | None = None
+    layers: tuple[Layer, ...] = ()
+    tables: tuple[Table, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ class ServiceRunner:
         self.tasks: list[asyncio.Task[None]] = []
         self.cancels: list[Any] = []
         self.idle = asyncio.Event()
+        self.stopping = False
 
     async def start(self) -> None:
         """Load the state, subscribe to the watched attributes, start the loops."""
@@ -78,6 +79,7 @@ class ServiceRunner:
 
     async def stop(self) -> None:
         """Cancel the loops and the subscriptions."""
+        self.stopping = True
         for cancel in self.cancels:
             cancel()
         for task in self.tasks:
@@ -111,24 +113,32 @@ class ServiceRunner:
         return handed
 
     async def _changes_forever(self) -> None:
-        while True:
+        while not self.stopping:
             try:
                 await self.catch_up()
             except Exception:
+                if self.stopping:  # psycopg turns a cancelled query into QueryCanceled
+                    return
                 log.exception("service %s (tenant %r) failed", self.ctx.service.name,
                               self.ctx.tenant)  # fmt: skip
             self.idle.set()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+            # cancellation that stop() sends when the wake-up lands at the same moment, and
+            # stop() then waits for ever (the teardown hang seen in the tests)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), POLL)
+                async with asyncio.timeout(POLL):
+                    await self.wake.wait()
             self.wake.clear()
             await asyncio.sleep(SETTLE.total_seconds())  # let the burst of changes settle
 
     async def _job_forever(self, job: Any) -> None:
         await asyncio.sleep(min(job.every, FIRST_JOB_DELAY))  # let the first catch-up run
-        while True:
+        while not self.stopping:
             try:
                 await job.run(self.ctx)
             except Exception:
+                if self.stopping:  # a cancellation the database driver turned into an error
+                    return
                 log.exception("job %s of service %s failed", job.name, self.ctx.service.name)
             await asyncio.sleep(job.every)
 

@@ -63,9 +63,11 @@ class LiveHub:
             yield b"retry: 3000\n\n"
             while True:
                 try:
-                    yield await asyncio.wait_for(listener.queue.get(), KEEPALIVE_SECONDS)
+                    async with asyncio.timeout(KEEPALIVE_SECONDS):  # not wait_for, see host.py
+                        event = await listener.queue.get()
                 except TimeoutError:
-                    yield b": keep-alive\n\n"
+                    event = b": keep-alive\n\n"
+                yield event
         finally:
             self._listeners[tenant].discard(listener)
 

@@ -24,7 +24,16 @@ from zoneinfo import ZoneInfo
 from agilecity.broker.broker import QueryParams
 from agilecity.broker.representation import RenderOptions
 from agilecity.broker.temporal import TemporalParams
-from agilecity.services.base import Panel, RouteSpec, Service, ServiceContext, Tile, Watch, setting
+from agilecity.services.base import (
+    Layer,
+    Panel,
+    RouteSpec,
+    Service,
+    ServiceContext,
+    Tile,
+    Watch,
+    setting,
+)
 from agilecity.services.noise import exposure, model, propagation
 
 KPI_PREFIX = "urn:ngsi-ld:KeyPerformanceIndicator:noise:"
@@ -207,6 +216,12 @@ def _location(doc: dict[str, Any]) -> tuple[float, float] | None:
     return None
 
 
+# The colours of 5 dB bands in noise maps (after DIN 45682 / ISO 1996-2 practice).
+NOISE_BANDS = (
+    (0.0, "#2e7d32"), (45.0, "#7cb342"), (50.0, "#c0ca33"), (55.0, "#fdd835"),
+    (60.0, "#fb8c00"), (65.0, "#e53935"), (70.0, "#8e24aa"), (75.0, "#283593"),
+)  # fmt: skip
+
 SERVICE = Service(
     name="noise",
     title="Noise indicators and map",
@@ -236,10 +251,21 @@ SERVICE = Service(
         ),
     ),
     panel=Panel(
-        title="Noise",
-        tiles=(Tile("Lden", "KeyPerformanceIndicator", "kpiValue", "dB(A)"),),
-        layer="NoiseLevelObserved",
-        layer_route="map.geojson",
-        chart=Tile("LAeq", "NoiseLevelObserved", "LAeq", "dB(A)"),
+        title="noise.title",
+        tiles=(
+            Tile("noise.lden_mean", "summary", "lden_mean", "dB(A)"),
+            Tile("noise.meters_over_lden_limit", "summary", "meters_over_lden_limit"),
+            Tile("noise.highly_annoyed", "summary", "highly_annoyed"),
+        ),
+        layers=(
+            Layer(
+                "noise.map",
+                "level",
+                bands=NOISE_BANDS,
+                unit="dB(A)",
+                route="map.geojson",
+                shown=False,
+            ),
+        ),  # fmt: skip
     ),
 )

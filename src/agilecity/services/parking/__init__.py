@@ -20,10 +20,12 @@ from agilecity.broker.broker import QueryParams
 from agilecity.broker.representation import RenderOptions, render_entity
 from agilecity.services.base import (
     Job,
+    Layer,
     Panel,
     RouteSpec,
     Service,
     ServiceContext,
+    Table,
     Tile,
     Watch,
     setting,
@@ -223,6 +225,23 @@ async def zone_kpi_list(ctx: ServiceContext, params: dict[str, str]) -> Any:
 
 PARKING_KPI = "urn:ngsi-ld:KeyPerformanceIndicator:parking"
 
+
+async def summary(ctx: ServiceContext, params: dict[str, str]) -> Any:
+    """GET /services/parking/summary: spots followed, occupied now, long stays, suspects."""
+    spots = [model.SpotState.from_dict(d) for d in ctx.state.get("spots", {}).values()]
+    suspects = set(ctx.state.get("open_issues", []))
+    known = [s for s in spots if s.status in ("free", "occupied")]
+    occupied = sum(1 for s in known if s.status == "occupied")
+    return {
+        "spots": len(spots),
+        "occupied": occupied,
+        "occupancy": round(100.0 * occupied / len(known), 1) if known else None,
+        "long_stays": len(ctx.state.get("findings", [])),
+        "suspect_sensors": len(suspects),
+        "clock": ctx.state.get("clock"),
+    }
+
+
 SERVICE = Service(
     name="parking",
     title="Parking: long stays, occupancy, sensor health",
@@ -234,11 +253,24 @@ SERVICE = Service(
         RouteSpec("enforcement", enforcement, "Cars over the limit now (staff)"),
         RouteSpec("enforcement.csv", enforcement_csv, "The enforcement list as CSV (staff)"),
         RouteSpec("zones", zone_kpi_list, "Occupancy, dwell time, turnover per zone", True),
+        RouteSpec("summary", summary, "Spots, occupancy now, long stays, suspect sensors", True),
     ),
     panel=Panel(
-        title="Parking",
-        tiles=(Tile("Occupancy", "KeyPerformanceIndicator", "kpiValue", "%"),),
-        layer="ParkingSpot",
-        chart=Tile("Status", "ParkingSpot", "status"),
+        title="parking.title",
+        tiles=(
+            Tile("parking.occupancy", "summary", "occupancy", "%"),
+            Tile("parking.long_stays", "summary", "long_stays"),
+            Tile("parking.suspect_sensors", "summary", "suspect_sensors"),
+        ),
+        # open alerts (long stays, suspect sensors): staff only, Alert is not a public type
+        layers=(
+            Layer(
+                "Alert",
+                "severity",
+                q="!validTo",
+                colours=(("medium", "#c62828"), ("low", "#6e7781")),
+            ),
+        ),
+        tables=(Table("parking.enforcement", "enforcement", ("street", "spot", "since", "hours")),),
     ),
 )

@@ -51,7 +51,9 @@ export function table(rows, columns, key, caption = "") {
   if (caption) node.append(element("caption", {}, caption));
   const head = element("tr");
   for (const column of columns) head.append(element("th", { scope: "col" }, t(`${key}.${column}`)));
-  node.append(element("thead")).firstChild.append(head);
+  const thead = element("thead");
+  thead.append(head);
+  node.append(thead);
   const body = element("tbody");
   for (const row of rows) {
     const line = element("tr");
