@@ -49,9 +49,10 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """A headless Chromium (Playwright ``Browser``) for the whole session."""
+    """A headless Chromium (Playwright ``Browser``) for one test module: Playwright's sync
+    API runs an event loop of its own, which must be gone before async tests run."""
     if not Path(CHROMIUM).is_file():
         _unavailable(f"{CHROMIUM} not found (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
