@@ -20,7 +20,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agilecity import __version__
-from agilecity.api import openapi_open311
 from agilecity.api.access import EVERYONE, SESSION_COOKIE, roles_for
 
 NGSI_LD = "/ngsi-ld/v1"
@@ -699,6 +698,8 @@ SECURITY_SCHEMES: dict[str, Schema] = {
 
 def openapi_document(*, gateway: bool = True) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the platform (the IoT Agent paths when ``gateway``)."""
+    from agilecity.api import openapi_open311  # it builds on this module's helpers
+
     families = [platform_paths(), ngsi_ld_paths(), iot_agent_paths() if gateway else {},
                 openapi_open311.open311_paths(), openapi_open311.report_staff_paths(),
                 staff_paths(), web_paths(), openapi_open311.report_page_paths()]  # fmt: skip

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from agilecity.api.openapi import operation, ref
+
 Schema = dict[str, Any]
 JSON, XML, PROBLEM = "application/json", "text/xml", "application/problem+json"
 STRING: Schema = {"type": "string"}
@@ -12,10 +14,6 @@ NULLABLE: Schema = {"type": ["string", "null"]}
 NUMBER_OR_NULL: Schema = {"type": ["number", "null"]}
 OBJECT: Schema = {"type": "object"}
 BINARY: Schema = {"type": "string", "format": "binary"}
-
-
-def _ref(kind: str, name: str) -> Schema:
-    return {"$ref": f"#/components/{kind}/{name}"}
 
 
 def _list(items: Schema) -> Schema:
@@ -119,7 +117,7 @@ RESPONSES: dict[str, Schema] = {
     "Open311Error": {
         "description": "Open311 errors (400, 401, 403, 404, 405, 413, 429): JSON or XML as "
         "the path's extension asks.",
-        "content": {JSON: {"schema": _ref("schemas", "Open311Errors")}, XML: {"schema": STRING}},
+        "content": {JSON: {"schema": ref("schemas", "Open311Errors")}, XML: {"schema": STRING}},
     },
 }
 
@@ -133,20 +131,15 @@ def _ok(description: str, schema: Schema | None = None, media: str = JSON) -> Sc
 
 def _open311_ok(description: str, schema: str, status: int = 200) -> dict[int, Schema]:
     return {status: {"description": description, "content": {
-        JSON: {"schema": _ref("schemas", schema)}, XML: {"schema": STRING}}}}  # fmt: skip
+        JSON: {"schema": ref("schemas", schema)}, XML: {"schema": STRING}}}}  # fmt: skip
 
 
 def _op(operation_id: str, summary: str, tag: str, responses: dict[int, Schema],
         params: tuple[str, ...] = (), body: Schema | None = None,
         errors: tuple[int, ...] = (400, 404)) -> Schema:  # fmt: skip
-    op: Schema = {"operationId": operation_id, "summary": summary, "tags": [tag]}
-    if params:
-        op["parameters"] = [_ref("parameters", name) for name in params]
-    if body is not None:
-        op["requestBody"] = body
-    op["responses"] = {str(status): r for status, r in responses.items()}
-    op["x-errors"] = list(errors)
-    return op
+    """An operation of these families (most answer 400 and 404)."""
+    return operation(operation_id, summary, tag, responses, params=params, body=body,
+                     errors=errors)  # fmt: skip
 
 
 def _json_body(schema: Schema) -> Schema:
@@ -157,8 +150,8 @@ def open311_paths() -> dict[str, dict[str, Schema]]:
     """GeoReport v2 and its citizen extensions."""
     tag, v2, f, j = "Open311", "/open311/v2", "open311Format", "jurisdictionId"
     form = {"required": True, "content": {
-        "application/x-www-form-urlencoded": {"schema": _ref("schemas", "Open311Form")},
-        "multipart/form-data": {"schema": _ref("schemas", "Open311Multipart")}}}  # fmt: skip
+        "application/x-www-form-urlencoded": {"schema": ref("schemas", "Open311Form")},
+        "multipart/form-data": {"schema": ref("schemas", "Open311Multipart")}}}  # fmt: skip
     small = {"content": {JSON: {"schema": _object(email=STRING, note=STRING)},
                          "application/x-www-form-urlencoded": {"schema": OBJECT}}}  # fmt: skip
     return {

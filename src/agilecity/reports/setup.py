@@ -70,6 +70,7 @@ class RetentionTask:
         self.desk = desk
         self.every = every
         self._task: asyncio.Task[None] | None = None
+        self.stopping = False
 
     async def start(self) -> None:
         """Start the periodic purge."""
@@ -77,6 +78,7 @@ class RetentionTask:
 
     async def stop(self) -> None:
         """Stop it, and let the e-mails being sent go out."""
+        self.stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -85,11 +87,13 @@ class RetentionTask:
 
     async def _forever(self) -> None:
         await asyncio.sleep(min(60.0, self.every))
-        while True:
+        while not self.stopping:
             try:
                 counts = await self.desk.purge()
                 if any(counts.values()):
                     log.info("report retention: deleted %s", counts)
             except Exception:
+                if self.stopping:  # psycopg turns a cancelled query into QueryCanceled
+                    return
                 log.exception("report retention purge failed; retried next time")
             await asyncio.sleep(self.every)

@@ -63,3 +63,19 @@ export function table(rows, columns, key, caption = "") {
   node.append(body);
   return node;
 }
+
+// A Leaflet map on the town: fitted to the basemap's bounds, with the city's tile server if any.
+export function townMap(id, options = {}) {
+  const map = L.map(id, { zoomSnap: 0.5, ...options });
+  if (config.bounds) {
+    const [w, s, e, n] = config.bounds;
+    map.fitBounds([[s, w], [n, e]]);
+  } else {
+    map.setView([46.6, 2.4], 6);
+  }
+  if (config.tileUrl) {
+    L.tileLayer(config.tileUrl, { attribution: config.tileAttribution, maxZoom: 19 }).addTo(map);
+  }
+  map.attributionControl.setPrefix(false);
+  return map;
+}

@@ -1,6 +1,6 @@
 // The public dashboard: indicator tiles, the map and its layers, the entity panel with its
 // history charts, and live updates from /web/events. Reads only the platform's public APIs.
-import { config, element, getJson, show, showDate, t } from "./common.js";
+import { config, element, getJson, show, showDate, t, townMap } from "./common.js";
 
 const NGSI = "/ngsi-ld/v1";
 const PAGE = 1000;
@@ -179,17 +179,7 @@ async function drawLayers() {
 
 function startMap() {
   if (!window.L) return;
-  map = L.map("map", { preferCanvas: false, zoomSnap: 0.5, keyboard: true });
-  if (config.bounds) {
-    const [w, s, e, n] = config.bounds;
-    map.fitBounds([[s, w], [n, e]]);
-  } else {
-    map.setView([46.6, 2.4], 6);
-  }
-  if (config.tileUrl) {
-    L.tileLayer(config.tileUrl, { attribution: config.tileAttribution, maxZoom: 19 }).addTo(map);
-  }
-  map.attributionControl.setPrefix(false);
+  map = townMap("map", { preferCanvas: false, keyboard: true });
   drawBasemap().then(drawLayers);
 }
 

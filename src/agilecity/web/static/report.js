@@ -1,7 +1,7 @@
 // The public report page: place a pin (or use the device's location), pick a category,
 // describe, add a photo, send it as an Open311 request; follow a report by its token link;
 // see the open reports on the map and "me too" the ones close to the pin.
-import { config, element, getJson, showDate, t } from "./common.js";
+import { config, element, getJson, showDate, t, townMap } from "./common.js";
 
 const V2 = "/open311/v2";
 const form = document.getElementById("report-form");
@@ -39,17 +39,7 @@ function setPosition(latitude, longitude, move = false) {
 
 function startMap() {
   if (!window.L) return;
-  map = L.map("report-map", { zoomSnap: 0.5 });
-  if (config.bounds) {
-    const [w, s, e, n] = config.bounds;
-    map.fitBounds([[s, w], [n, e]]);
-  } else {
-    map.setView([46.6, 2.4], 6);
-  }
-  if (config.tileUrl) {
-    L.tileLayer(config.tileUrl, { attribution: config.tileAttribution, maxZoom: 19 }).addTo(map);
-  }
-  map.attributionControl.setPrefix(false);
+  map = townMap("report-map");
   getJson(config.basemap).then((collection) => {
     if (collection?.features?.length) {
       L.geoJSON(collection, { interactive: false, style: { color: "#999", weight: 1, fillOpacity: 0.05 } }).addTo(map);
