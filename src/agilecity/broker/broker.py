@@ -277,7 +277,8 @@ class Broker:
         (result,) = await self.store.write(tenant, [(entity_id, mutation)])
         if result.error is not None:
             raise result.error
-        self.notifier.wake()
+        if result.recorded:
+            self.notifier.wake()
         return result
 
     @property
@@ -494,8 +495,10 @@ class Broker:
         check_tenant(tenant)
         result = BatchResult()
         items = [(i, m) for i, m in prepared if not isinstance(m, AgileCityError)]
-        outcomes = iter(await self.store.write(tenant, items) if items else [])
-        self.notifier.wake()
+        written = await self.store.write(tenant, items) if items else []
+        if any(r.recorded for r in written):
+            self.notifier.wake()
+        outcomes = iter(written)
         for entity_id, mutation in prepared:
             if isinstance(mutation, AgileCityError):
                 result.errors.append((entity_id, mutation))

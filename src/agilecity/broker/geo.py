@@ -160,6 +160,8 @@ def validate_geometry(
             for i, poly in enumerate(_array(raw, "coordinates", "polygons"))
         ]
     geometry = {"type": kind, "coordinates": coords}
+    if kind == "Point":
+        return geometry  # a position that passed the checks above is a valid point
     try:
         shape = _shape(geometry)
         reason = None if shapely.is_valid(shape) else shapely.is_valid_reason(shape)
@@ -196,6 +198,9 @@ def _shape(geometry: Mapping[str, Any]) -> Any:
 
 def bounding_box(geometry: dict[str, Any]) -> tuple[float, float, float, float]:
     """(min_lon, min_lat, max_lon, max_lat) of a validated geometry."""
+    if geometry["type"] == "Point":
+        x, y = float(geometry["coordinates"][0]), float(geometry["coordinates"][1])
+        return (x, y, x, y)
     xmin, ymin, xmax, ymax = shapely.bounds(_shape(geometry)).tolist()
     return (float(xmin), float(ymin), float(xmax), float(ymax))
 

@@ -254,7 +254,8 @@ class History:
         (result,) = await self.store.write(tenant, [(target, mutation)], history)
         if result.error is not None:
             raise result.error
-        self.broker.notifier.wake()
+        if result.recorded:
+            self.broker.notifier.wake()
         return bool(created)
 
     async def modify_instance(

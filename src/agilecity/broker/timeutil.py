@@ -10,12 +10,10 @@ from agilecity.errors import BadRequestDataError
 
 def format_datetime(moment: datetime) -> str:
     """Canonical UTC text with milliseconds, so stored timestamps compare as strings."""
-    moment = moment.astimezone(UTC)
-    # %Y does not zero-pad years below 1000 on every platform; the canonical form must.
+    m = moment.astimezone(UTC)
     return (
-        f"{moment.year:04d}"
-        + moment.strftime("-%m-%dT%H:%M:%S.")
-        + (f"{moment.microsecond // 1000:03d}Z")
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}."
+        f"{m.microsecond // 1000:03d}Z"
     )
 
 

@@ -51,6 +51,8 @@ class WriteResult:
     before: Doc | None = None
     after: Doc | None = None
     error: AgileCityError | None = None
+    #: True when the write left a change for the notifier (the tenant has subscribers).
+    recorded: bool = False
 
     @property
     def ok(self) -> bool:

@@ -219,6 +219,7 @@ class PostgresStore(Store):
                             "VALUES (%s, %s, %s, %s)",
                             (tenant, entity_id, _json(result.before), _json(result.after)),
                         )
+                        result.recorded = True
                 if any(r.ok for r in results) and tenant:
                     await conn.execute(
                         "INSERT INTO tenants (name) VALUES (%s) ON CONFLICT DO NOTHING", (tenant,)

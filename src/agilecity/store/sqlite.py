@@ -101,11 +101,25 @@ CREATE TABLE IF NOT EXISTS records (
 _MAX_GROUP = 256
 
 
+_CHECKPOINT_INTERVAL = 0.5  # seconds between background checkpoints while writes go on
+_WAL_LIMIT = 64 * 1024 * 1024  # bytes of WAL after which a checkpoint waits to reset it
+
+
+def _size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0
+
+
 def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=10000")
+    # Checkpoints run in their own thread (SQLiteStore._checkpoint_loop), never inside a
+    # commit: an automatic checkpoint would make the committing write wait for fsync.
+    conn.execute("PRAGMA wal_autocheckpoint=0")
     conn.create_function("regexp", 2, regex.search, deterministic=True)  # RE2: linear time
     conn.create_function("ac_geo", 2, matches_json, deterministic=True)
     conn.create_function("ac_datetime", 1, canonical_or_none, deterministic=True)
@@ -131,7 +145,7 @@ class _WriteJob:
         self.history = history
         self.results: list[WriteResult] = []
         self.failure: BaseException | None = None
-        self.done = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.callback: Callable[[], None] | None = None
 
 
@@ -146,6 +160,11 @@ class SQLiteStore(Store):
         self._writer: threading.Thread | None = None
         self._known_tenants: set[str] = {""}
         self._capturing: set[str] = set()
+        # Tenants with subscriptions, read in the writer thread; None = read it again.
+        self._subscribed: set[str] | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._committed = threading.Event()
+        self._closing = threading.Event()
         self._all_connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
 
@@ -165,6 +184,12 @@ class SQLiteStore(Store):
             target=self._write_loop, args=(conn,), name="sqlite-writer", daemon=True
         )
         self._writer.start()
+        if self.path != ":memory:":
+            self._closing.clear()
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True
+            )
+            self._checkpointer.start()
 
     async def close(self) -> None:
         """Drain the write queue, stop the writer and close every connection."""
@@ -172,6 +197,11 @@ class SQLiteStore(Store):
             self._jobs.put(None)
             await asyncio.to_thread(self._writer.join)
             self._writer = None
+        if self._checkpointer is not None:
+            self._closing.set()
+            self._committed.set()
+            await asyncio.to_thread(self._checkpointer.join)
+            self._checkpointer = None
         self._readers.shutdown(wait=True)
         with self._lock:
             for conn in self._all_connections:
@@ -190,6 +220,7 @@ class SQLiteStore(Store):
         return conn
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read in the reader pool (WAL: it never waits for the writer)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))
 
@@ -216,7 +247,7 @@ class SQLiteStore(Store):
             ).fetchone()
             return orjson.loads(row[0]) if row else None
 
-        return await self._read(run)
+        return run(self._reader())  # one row by key: on the loop, cheaper than a thread hop
 
     async def query(self, tenant: str, query: EntityQuery) -> tuple[list[Doc], int | None]:
         """A page of matching documents in insertion order, with the count if asked."""
@@ -433,6 +464,7 @@ class SQLiteStore(Store):
                     "UPDATE subscriptions SET doc = ? WHERE tenant = ? AND id = ?",
                     (_dump(doc), tenant, doc["id"]),
                 )
+            self._subscribed = None
             if tenant not in self._known_tenants:
                 conn.execute("INSERT OR IGNORE INTO tenants VALUES (?, datetime('now'))", (tenant,))
 
@@ -501,6 +533,7 @@ class SQLiteStore(Store):
                 "DELETE FROM subscriptions WHERE tenant = ? AND id = ?", (tenant, subscription_id)
             )
             deleted.append(cursor.rowcount > 0)
+            self._subscribed = None
 
         await self._submit(_RawJob(run))
         return deleted[0]
@@ -553,11 +586,11 @@ class SQLiteStore(Store):
     async def _submit(self, job: _WriteJob) -> None:
         if self._writer is None:
             raise InternalError("the store is not open")
-        loop = asyncio.get_running_loop()
-        finished = asyncio.Event()
-        job.callback = lambda: _wake(loop, finished)
+        job.loop = asyncio.get_running_loop()
+        finished = job.loop.create_future()
+        job.callback = lambda: _resolve(finished)
         self._jobs.put(job)
-        await finished.wait()
+        await finished
         if job.failure is not None:
             raise InternalError("the database write failed") from job.failure
 
@@ -658,9 +691,13 @@ class SQLiteStore(Store):
             self._run_group(conn, group)
 
     def _run_group(self, conn: sqlite3.Connection, group: list[_WriteJob]) -> None:
+        single = len(group) == 1  # no SAVEPOINT needed: the transaction is the job's own
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job in group:
+                if single:
+                    self._run_job(conn, job)
+                    continue
                 conn.execute("SAVEPOINT job")
                 try:
                     self._run_job(conn, job)
@@ -668,30 +705,68 @@ class SQLiteStore(Store):
                 except Exception as exc:  # a job's own failure must not spoil the group
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
+                    self._subscribed = None
                     job.failure = exc
             conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            self._subscribed = None
             for job in group:
                 job.failure = job.failure or exc
+        self._committed.set()
+        # Wake each caller's event loop once for the whole group, not once per write.
+        by_loop: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]] = {}
         for job in group:
-            if job.callback is not None:
-                try:  # the writer thread must outlive any caller (a closed loop, say)
-                    job.callback()
-                except Exception:
-                    log.exception("a write's caller could not be woken")
+            if job.callback is not None and job.loop is not None:
+                by_loop.setdefault(job.loop, []).append(job.callback)
+        for loop, callbacks in by_loop.items():
+            try:  # the writer thread must outlive any caller (a closed loop, say)
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(_call_all, callbacks)
+            except Exception:
+                log.exception("a write's caller could not be woken")
+
+    def _checkpoint_loop(self) -> None:
+        """Copy the WAL into the database file in the background while writes go on.
+
+        A PASSIVE checkpoint never blocks the writer or the readers; the writer restarts
+        the WAL from its beginning once a checkpoint has copied all of it, so the file
+        stays small. Commits are durable in the WAL before this runs (a crash here loses
+        nothing: SQLite replays the WAL on the next open)."""
+        conn = _connect(self.path)
+        try:
+            while not self._closing.is_set():
+                self._committed.wait()
+                if self._closing.wait(_CHECKPOINT_INTERVAL):
+                    break
+                self._committed.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if _size(self.path + "-wal") > _WAL_LIMIT:
+                        # Under a write load that never pauses, a passive checkpoint may
+                        # never see the whole WAL copied; this one waits for that moment.
+                        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                except sqlite3.Error:
+                    log.exception("background checkpoint failed; retrying")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()  # all writers done
+        finally:
+            conn.close()
+
+    def _captures(self, conn: sqlite3.Connection, tenant: str) -> bool:
+        """True when writes of this tenant must record changes for notifications."""
+        if tenant in self._capturing:
+            return True
+        if self._subscribed is None:
+            rows = conn.execute("SELECT DISTINCT tenant FROM subscriptions")
+            self._subscribed = {r[0] for r in rows}
+        return tenant in self._subscribed
 
     def _run_job(self, conn: sqlite3.Connection, job: _WriteJob) -> None:
         if isinstance(job, _RawJob):
             job.fn(conn)
             return
-        capture = job.tenant in self._capturing or (
-            conn.execute(
-                "SELECT 1 FROM subscriptions WHERE tenant = ? LIMIT 1", (job.tenant,)
-            ).fetchone()
-            is not None
-        )
+        capture = self._captures(conn, job.tenant)
         for entity_id, mutation in job.items:
             result = self._apply(conn, job.tenant, entity_id, mutation)
             job.results.append(result)
@@ -705,6 +780,7 @@ class SQLiteStore(Store):
                         "INSERT INTO changes (tenant, entity_id, before, after) VALUES (?,?,?,?)",
                         (job.tenant, entity_id, _dump(result.before), _dump(result.after)),
                     )
+                    result.recorded = True
         # A tenant comes to exist with its first successful write, not with a failed one.
         if job.tenant not in self._known_tenants and any(r.ok for r in job.results):
             conn.execute("INSERT OR IGNORE INTO tenants VALUES (?, datetime('now'))", (job.tenant,))
@@ -734,6 +810,8 @@ class SQLiteStore(Store):
         else:
             pk = int(row[0])
             conn.execute("UPDATE entities SET doc = ? WHERE pk = ?", (text, pk))
+            if _indexed(before) == _indexed(after):
+                return WriteResult(entity_id, before=before, after=after)  # index rows hold
             self._drop_side_rows(conn, pk)
         self._write_side_rows(conn, tenant, pk, after)
         return WriteResult(entity_id, before=before, after=after)
@@ -771,6 +849,20 @@ class SQLiteStore(Store):
         conn.executemany("INSERT OR IGNORE INTO entity_attrs VALUES (?, ?, ?, ?)", rows)
 
 
+def _indexed(doc: Doc | None) -> tuple[Any, ...]:
+    """What the side tables hold of a document: types, attribute kinds and geometries."""
+    if doc is None:
+        return ()
+    kinds = []
+    shapes = []
+    for attr, instances in doc["attrs"].items():
+        for inst in instances:
+            kinds.append((attr, inst["type"]))
+            if inst["type"] == "GeoProperty":
+                shapes.append((attr, inst["value"]))
+    return (doc["type"], sorted(set(kinds)), shapes)
+
+
 def _dump(doc: Doc | None) -> str | None:
     return None if doc is None else orjson.dumps(doc).decode()
 
@@ -779,9 +871,14 @@ def _load(text: str | None) -> Doc | None:
     return None if text is None else orjson.loads(text)
 
 
-def _wake(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
-    if not loop.is_closed():
-        loop.call_soon_threadsafe(event.set)
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():  # a caller cancelled meanwhile
+        future.set_result(None)
+
+
+def _call_all(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        callback()
 
 
 class _RawJob(_WriteJob):
