@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,94 @@ async def test_type_summaries_count_entities_and_attribute_kinds(store: SQLiteSt
     assert summary.type == "https://example.org/T"
     assert summary.entity_count == 3
     assert summary.attributes == {"https://example.org/v": {"Property"}}
+
+
+def geo_doc(entity_id: str, types: list[str], attrs: dict[str, str]) -> Doc:
+    """A document with the given types and attributes of the given kinds."""
+    base = doc(entity_id)
+    base["type"] = types
+    base["attrs"] = {
+        name: [{"type": kind, "value": {"type": "Point", "coordinates": [3.1, 50.6]}}
+               if kind == "GeoProperty" else {"type": kind, "value": 1}]
+        for name, kind in attrs.items()
+    }  # fmt: skip
+    return base
+
+
+async def summaries(store: SQLiteStore) -> tuple[Any, ...]:
+    types = {(s.type, s.entity_count, str(sorted(s.attributes.items())))
+             for s in await store.type_summaries("")}  # fmt: skip
+    attrs = {(a.attr, a.entity_count, str(sorted(a.kinds)), str(sorted(a.types)))
+             for a in await store.attribute_summaries("")}  # fmt: skip
+    return types, attrs
+
+
+async def test_attribute_counts_follow_creates_updates_and_deletes(store: SQLiteStore) -> None:
+    await store.write("", [
+        ("urn:1", put(geo_doc("urn:1", ["T"], {"a": "Property", "loc": "GeoProperty"}))),
+        ("urn:2", put(geo_doc("urn:2", ["T", "U"], {"a": "Relationship"}))),
+    ])  # fmt: skip
+    await store.write("", [("urn:3", put(geo_doc("urn:3", ["U"], {"b": "Property"})))])
+    types, attrs = await summaries(store)
+    assert ("T", 2, str([("a", {"Property", "Relationship"}), ("loc", {"GeoProperty"})])) in types
+    assert ("a", 2, str(["Property", "Relationship"]), str(["T", "U"])) in attrs
+    assert ("b", 1, str(["Property"]), str(["U"])) in attrs
+    # urn:1 loses "loc" and "a" changes kind; urn:3 goes; urn:2 only changes a value.
+    await store.write("", [
+        ("urn:1", put(geo_doc("urn:1", ["T"], {"a": "Relationship"}))),
+        ("urn:2", put(geo_doc("urn:2", ["T", "U"], {"a": "Relationship"}))),
+        ("urn:3", lambda old: None),
+    ])  # fmt: skip
+    types, attrs = await summaries(store)
+    assert types == {("T", 2, str([("a", {"Relationship"})])),
+                     ("U", 1, str([("a", {"Relationship"})]))}  # fmt: skip
+    assert attrs == {("a", 2, str(["Relationship"]), str(["T", "U"]))}
+
+
+async def test_a_failed_job_leaves_the_counts_as_they_were(store: SQLiteStore) -> None:
+    def crash(old: Doc | None) -> Doc:
+        raise RuntimeError("bug")
+
+    bad = store.write("", [("urn:x", put(geo_doc("urn:x", ["T"], {"x": "Property"}))),
+                           ("urn:y", crash)])  # fmt: skip
+    good = store.write("", [("urn:z", put(geo_doc("urn:z", ["T"], {"z": "Property"})))])
+    await asyncio.gather(bad, good, return_exceptions=True)
+    assert {a.attr for a in await store.attribute_summaries("")} == {"z"}
+
+
+async def test_a_version_1_database_is_migrated_with_its_counts(tmp_path: Path) -> None:
+    """Version 1 kept one entity_attrs row per entity and attribute; opening converts them."""
+    url = f"sqlite:///{tmp_path}/old.sqlite"
+    store = SQLiteStore(url)
+    await store.open()
+    await store.write("", [
+        ("urn:1", put(geo_doc("urn:1", ["T"], {"a": "Property", "loc": "GeoProperty"}))),
+        ("urn:2", put(geo_doc("urn:2", ["T", "U"], {"a": "Relationship"}))),
+    ])  # fmt: skip
+    expected = await summaries(store)
+    await store.close()
+    with sqlite3.connect(f"{tmp_path}/old.sqlite") as conn:  # as version 1 left it
+        conn.executescript("""
+            DROP TABLE attr_counts; DROP TABLE type_attr_counts;
+            CREATE TABLE entity_attrs (tenant TEXT NOT NULL, attr TEXT NOT NULL,
+                kind TEXT NOT NULL, pk INTEGER NOT NULL, PRIMARY KEY (tenant, attr, kind, pk));
+            INSERT INTO entity_attrs SELECT '', 'a', 'Property', pk FROM entities
+                WHERE id = 'urn:1';
+            INSERT INTO entity_attrs SELECT '', 'loc', 'GeoProperty', pk FROM entities
+                WHERE id = 'urn:1';
+            INSERT INTO entity_attrs SELECT '', 'a', 'Relationship', pk FROM entities
+                WHERE id = 'urn:2';
+            UPDATE schema_version SET version = 1;
+        """)
+    store = SQLiteStore(url)
+    await store.open()
+    try:
+        assert await summaries(store) == expected
+        await store.write("", [("urn:1", lambda old: None)])
+        assert {a.attr for a in await store.attribute_summaries("")} == {"a"}
+    finally:
+        await store.close()
+    with sqlite3.connect(f"{tmp_path}/old.sqlite") as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (2,)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert "entity_attrs" not in tables

@@ -58,6 +58,8 @@ class TermMap:
     vocab: str | None = DEFAULT_VOCAB
     protected: frozenset[str] = frozenset()
     urls: tuple[str, ...] = ()
+    #: names already validated and expanded with this map (entities.expand_name)
+    expanded: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def expand(self, term: str) -> str:
         """The IRI of an attribute name or entity type as written by the client."""

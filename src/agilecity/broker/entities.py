@@ -48,6 +48,9 @@ PRINCIPAL_MEMBERS = tuple(MEMBER_KIND)
 META_MEMBERS = ("observedAt", "unitCode", "datasetId")
 SYSTEM_MEMBERS = ("createdAt", "modifiedAt", "instanceId", "deletedAt")
 RESERVED_ENTITY_MEMBERS = ("id", "type", "scope", "@context", "createdAt", "modifiedAt")
+_NOT_SUB_ATTRIBUTES = frozenset(
+    {"type", "@context", "lang", *META_MEMBERS, *SYSTEM_MEMBERS, *PRINCIPAL.values()}
+)
 GEOJSON_TYPES = frozenset(
     {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
 )
@@ -55,6 +58,7 @@ _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s\x00-\x1f\x7f<>\"{}|\\^`]+$")
 _NAME = re.compile(r"^[^\s\x00-\x1f\x7f<>\"'=;()\\\[\]{}&?]+$")
 _SCOPE = re.compile(r"^(/[A-Za-z0-9_\-]+)+$")
 MAX_NAME_LENGTH = 256
+MAX_REMEMBERED_NAMES = 10_000  # expansions kept per term map (a hostile client's names too)
 
 
 def is_uri(value: object) -> bool:
@@ -80,10 +84,14 @@ def check_name(name: object, what: str = "attribute name") -> str:
 
 
 def expand_name(terms: TermMap, name: object, what: str = "attribute name") -> str:
-    """Validate and expand an attribute/type name to its IRI."""
+    """Validate and expand an attribute/type name to its IRI (remembered per term map)."""
+    if isinstance(name, str) and (known := terms.expanded.get(name)) is not None:
+        return known
     iri = terms.expand(check_name(name, what))
     if '"' in iri or "\\" in iri:
         raise BadRequestDataError(f"{what} {name!r} expands to an unusable IRI")
+    if len(terms.expanded) < MAX_REMEMBERED_NAMES:
+        terms.expanded[check_name(name, what)] = iri
     return iri
 
 
@@ -284,11 +292,8 @@ def _finish(
     inst["createdAt"] = now
     inst["modifiedAt"] = now
     subs: dict[str, Instance | None] = {}
-    principal_members = set(PRINCIPAL.values())
     for key, value in raw.items():
-        if key in ("type", "@context", *META_MEMBERS, *SYSTEM_MEMBERS) or key in principal_members:
-            continue
-        if key == "lang":
+        if key in _NOT_SUB_ATTRIBUTES:
             continue
         sub_iri = expand_name(terms, key, "sub-attribute name")
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):

@@ -7,11 +7,20 @@ before/after for notifications and history.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
+
+import orjson
 
 from agilecity.broker.entities import Doc, Instance
 from agilecity.errors import ResourceNotFoundError
+
+J = TypeVar("J")
+
+
+def json_copy(value: J) -> J:
+    """A deep copy of JSON data (dicts, lists, text, numbers): 10x faster than deepcopy."""
+    return cast(J, orjson.loads(orjson.dumps(value)))
 
 
 @dataclass
@@ -34,14 +43,14 @@ def _dataset(inst: Instance) -> str | None:
 
 def replace_entity(old: Doc, new: Doc, now: str) -> Doc:
     """PUT /entities/{id}: the new content replaces everything but id and createdAt."""
-    result = copy.deepcopy(new)
+    result = json_copy(new)
     result["createdAt"] = old["createdAt"]
     return _touch(result, now)
 
 
 def without_nulls(inst: Instance) -> Instance:
     """An instance with its "remove this member" markers (None) dropped."""
-    result = {k: copy.deepcopy(v) for k, v in inst.items() if v is not None and k != "subs"}
+    result = {k: json_copy(v) for k, v in inst.items() if v is not None and k != "subs"}
     subs = {k: without_nulls(v) for k, v in inst.get("subs", {}).items() if v is not None}
     if subs:
         result["subs"] = subs
@@ -50,14 +59,14 @@ def without_nulls(inst: Instance) -> Instance:
 
 def merge_instance(old: Instance, new: Instance, now: str) -> Instance:
     """Merge one instance into another: given members win, None removes, sub-attributes merge."""
-    result = copy.deepcopy(old)
+    result = json_copy(old)
     for key, value in new.items():
         if key in ("createdAt", "subs"):
             continue
         if value is None:
             result.pop(key, None)
         else:
-            result[key] = copy.deepcopy(value)
+            result[key] = json_copy(value)
     for sub, sub_inst in new.get("subs", {}).items():
         subs = result.setdefault("subs", {})
         if sub_inst is None:
@@ -75,7 +84,7 @@ def merge_instance(old: Instance, new: Instance, now: str) -> Instance:
 def _put_instances(
     existing: list[Instance], incoming: list[Instance], now: str, *, merge: bool
 ) -> list[Instance]:
-    result = [copy.deepcopy(i) for i in existing]
+    result = [json_copy(i) for i in existing]
     for inst in incoming:
         for index, current in enumerate(result):
             if _dataset(current) == _dataset(inst):
@@ -100,7 +109,7 @@ def merge_entity(
     scope: list[str] | None = None,
 ) -> Doc:
     """PATCH /entities/{id} and batch merge: add, merge, or delete (null) attributes."""
-    result = copy.deepcopy(old)
+    result = json_copy(old)
     if types:
         result["type"] = list(dict.fromkeys([*result["type"], *types]))
     if scope is not None:
@@ -118,7 +127,7 @@ def append_attributes(
     old: Doc, attrs: dict[str, list[Instance]], now: str, *, overwrite: bool
 ) -> tuple[Doc, UpdateResult]:
     """POST /entities/{id}/attrs: add attributes, replacing existing ones unless noOverwrite."""
-    result = copy.deepcopy(old)
+    result = json_copy(old)
     report = UpdateResult()
     for iri, instances in attrs.items():
         current = result["attrs"].get(iri, [])
@@ -140,7 +149,7 @@ def update_attributes(
     old: Doc, attrs: dict[str, list[Instance]], now: str
 ) -> tuple[Doc, UpdateResult]:
     """PATCH /entities/{id}/attrs: replace attributes that exist; others are reported."""
-    result = copy.deepcopy(old)
+    result = json_copy(old)
     report = UpdateResult()
     for iri, instances in attrs.items():
         current = result["attrs"].get(iri)
@@ -176,7 +185,7 @@ def partial_update_attribute(
     old: Doc, iri: str, fragment: Instance, keep_value: bool, now: str, name: str
 ) -> Doc:
     """PATCH /entities/{id}/attrs/{attr}: the fragment's members replace the instance's."""
-    result = copy.deepcopy(old)
+    result = json_copy(old)
     index = find_instance(result, iri, _dataset(fragment), name)
     current = result["attrs"][iri][index]
     patch = dict(fragment)
@@ -189,7 +198,7 @@ def partial_update_attribute(
 
 def replace_attribute(old: Doc, iri: str, instances: list[Instance], now: str, name: str) -> Doc:
     """PUT /entities/{id}/attrs/{attr}: replace instances of an existing attribute."""
-    result = copy.deepcopy(old)
+    result = json_copy(old)
     if iri not in result["attrs"]:
         raise ResourceNotFoundError(f"entity {old['id']} has no attribute {name!r}")
     result["attrs"][iri] = _put_instances(result["attrs"][iri], instances, now, merge=False)
@@ -200,7 +209,7 @@ def delete_attribute(
     old: Doc, iri: str, dataset_id: str | None, delete_all: bool, now: str, name: str
 ) -> Doc:
     """DELETE /entities/{id}/attrs/{attr}: the default instance, one datasetId, or all."""
-    result = copy.deepcopy(old)
+    result = json_copy(old)
     if iri not in result["attrs"]:
         raise ResourceNotFoundError(f"entity {old['id']} has no attribute {name!r}")
     if delete_all:

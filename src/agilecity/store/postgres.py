@@ -133,20 +133,19 @@ class PostgresStore(Store):
 
     async def query(self, tenant: str, query: EntityQuery) -> tuple[list[Doc], int | None]:
         """A page of matching documents in insertion order, with the count if asked."""
-        where, params = PostgresQueryCompiler(tenant).compile(query)
-        where = pg(where)
+        compiler = PostgresQueryCompiler(tenant)
+        where, params = compiler.compile(query)
+        where, source, order = pg(where), compiler.source, compiler.order
         async with self.pool.connection() as conn:
             total = None
             if query.count:
-                cursor = await conn.execute(
-                    f"SELECT count(*) FROM entities e WHERE {where}", params
-                )
+                cursor = await conn.execute(f"SELECT count(*) FROM {source} WHERE {where}", params)
                 row = await cursor.fetchone()
                 total = int(row[0]) if row else 0
             docs: list[Doc] = []
             if query.limit > 0:
                 cursor = await conn.execute(
-                    f"SELECT e.doc FROM entities e WHERE {where} ORDER BY e.pk LIMIT %s OFFSET %s",
+                    f"SELECT e.doc FROM {source} WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s",
                     [*params, query.limit, query.offset],
                 )
                 docs = [r[0] for r in await cursor.fetchall()]
@@ -408,7 +407,10 @@ class PostgresStore(Store):
         if after is not None:
             await conn.execute(
                 "INSERT INTO temporal_entities VALUES (%s, %s, %s, NULL) ON CONFLICT (tenant, id) "
-                "DO UPDATE SET types = excluded.types, deleted_at = NULL",
+                "DO UPDATE SET types = excluded.types, deleted_at = NULL "
+                # unchanged (most writes): no new row version
+                "WHERE temporal_entities.types IS DISTINCT FROM excluded.types "
+                "OR temporal_entities.deleted_at IS NOT NULL",
                 (tenant, entity_id, Jsonb(after["type"])),
             )
         elif before is not None:

@@ -89,9 +89,16 @@ def history_where(tenant: str, query: HistoryQuery) -> tuple[str, list[Any], str
 class QueryCompiler:
     """Compile an EntityQuery into a WHERE clause and parameters (dialect-independent part)."""
 
+    #: the FROM of a query led by its one entity type: the type index in insertion order
+    TYPE_LED_SOURCE = "entity_types t JOIN entities e ON e.pk = t.pk"
+
     def __init__(self, tenant: str) -> None:
+        self.tenant = tenant
         self.params: list[Any] = [tenant]
         self.clauses: list[str] = ["e.tenant = ?"]
+        #: what compile()'s WHERE clause selects from, and the insertion order to page by
+        self.source = "entities e"
+        self.order = "e.pk"
 
     # -- dialect hooks -----------------------------------------------------------------
 
@@ -157,7 +164,13 @@ class QueryCompiler:
         if query.id_pattern is not None:
             self.clauses.append(self.regexp("e.id"))
             self.params.append(self.regex_param(query.id_pattern))
-        if query.types is not None:
+        if isinstance(query.types, TypeName) and not (query.selectors or query.ids or query.geo):
+            # One type (the usual query): walk that type's index rows in insertion order,
+            # so a page stops after its last match instead of sorting every entity.
+            self.source, self.order = self.TYPE_LED_SOURCE, "t.pk"
+            self.clauses.append("t.tenant = ? AND t.type = ?")
+            self.params.extend([self.tenant, query.types.name])
+        elif query.types is not None:
             self.clauses.append(self.node(query.types))
         if query.attrs_any:
             alternatives = [self.attr_present(iri) for iri in query.attrs_any]
@@ -196,8 +209,11 @@ class QueryCompiler:
             return "(" + " OR ".join(self.node(t) for t in node.terms) + ")"
         if isinstance(node, TypeName):
             self.params.append(node.name)
+            # A probe of the type index per candidate (never a list of every entity of the
+            # type), so an id or geo condition can lead the query.
             return (
-                "e.pk IN (SELECT t.pk FROM entity_types t WHERE t.tenant = e.tenant AND t.type = ?)"
+                "EXISTS (SELECT 1 FROM entity_types t "
+                "WHERE t.tenant = e.tenant AND t.type = ? AND t.pk = e.pk)"
             )
         if isinstance(node, ScopeMatch):
             return self.scope(node)
@@ -251,6 +267,9 @@ class QueryCompiler:
 
 class SQLiteQueryCompiler(QueryCompiler):
     """SQLite: JSON1 functions, an RE2 REGEXP, and the R*Tree plus a shapely predicate."""
+
+    # CROSS JOIN: SQLite keeps the tables in this order (no statistics to choose by).
+    TYPE_LED_SOURCE = "entity_types t CROSS JOIN entities e ON e.pk = t.pk"
 
     def regexp(self, expression: str) -> str:
         return f"{expression} REGEXP ?"
@@ -306,6 +325,10 @@ class SQLiteQueryCompiler(QueryCompiler):
         """An R-tree prefilter where one is sound, then the exact predicate (shapely)."""
         assert query.geo is not None
         box = search_box(query.geo)
+        if box is not None:
+            # The R-tree's candidates lead (in entity order), not the tenant's index: a
+            # unary + keeps SQLite from using an index for that term.
+            self.clauses[0] = "+e.tenant = ?"
         self.params.append(query.geo.geoproperty)
         sql = "e.pk IN (SELECT g.pk FROM geo_shapes g "
         if box is not None:

@@ -15,8 +15,10 @@ import logging
 import queue
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,7 +52,7 @@ from agilecity.store.sql import SQLiteQueryCompiler
 
 T = TypeVar("T")
 log = logging.getLogger("agilecity.store")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tenants (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
@@ -61,16 +63,19 @@ CREATE TABLE IF NOT EXISTS entities (
     doc TEXT NOT NULL,
     UNIQUE (tenant, id)
 );
+CREATE INDEX IF NOT EXISTS entities_tenant_pk ON entities (tenant, pk);
 CREATE TABLE IF NOT EXISTS entity_types (
     tenant TEXT NOT NULL, type TEXT NOT NULL, pk INTEGER NOT NULL,
     PRIMARY KEY (tenant, type, pk)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS entity_types_pk ON entity_types (pk);
-CREATE TABLE IF NOT EXISTS entity_attrs (
-    tenant TEXT NOT NULL, attr TEXT NOT NULL, kind TEXT NOT NULL, pk INTEGER NOT NULL,
-    PRIMARY KEY (tenant, attr, kind, pk)
+CREATE TABLE IF NOT EXISTS attr_counts (
+    tenant TEXT NOT NULL, attr TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (tenant, attr)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS entity_attrs_pk ON entity_attrs (pk);
+CREATE TABLE IF NOT EXISTS type_attr_counts (
+    tenant TEXT NOT NULL, type TEXT NOT NULL, attr TEXT NOT NULL, kind TEXT NOT NULL,
+    n INTEGER NOT NULL, PRIMARY KEY (tenant, type, attr, kind)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS geo_shapes (
     gid INTEGER PRIMARY KEY, pk INTEGER NOT NULL, attr TEXT NOT NULL, geometry TEXT NOT NULL
 );
@@ -101,6 +106,19 @@ CREATE TABLE IF NOT EXISTS records (
 _MAX_GROUP = 256
 
 
+# Version 1 kept one row per entity and attribute (entity_attrs) only to answer /types
+# and /attributes; version 2 keeps counts, which a write group updates once.
+_MIGRATE_TO_2 = """
+BEGIN IMMEDIATE;
+INSERT INTO attr_counts SELECT tenant, attr, count(DISTINCT pk) FROM entity_attrs
+    GROUP BY tenant, attr;
+INSERT INTO type_attr_counts SELECT a.tenant, t.type, a.attr, a.kind, count(DISTINCT a.pk)
+    FROM entity_attrs a JOIN entity_types t ON t.pk = a.pk
+    GROUP BY a.tenant, t.type, a.attr, a.kind;
+DROP TABLE entity_attrs;
+UPDATE schema_version SET version = 2;
+COMMIT;
+"""
 _CHECKPOINT_INTERVAL = 0.5  # seconds between background checkpoints while writes go on
 _WAL_LIMIT = 64 * 1024 * 1024  # bytes of WAL after which a checkpoint waits to reset it
 
@@ -146,6 +164,8 @@ class _WriteJob:
         self.results: list[WriteResult] = []
         self.failure: BaseException | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: changes to the /types and /attributes counts, applied once per write group
+        self.counts: Counter[tuple[str, ...]] = Counter()
         self.callback: Callable[[], None] | None = None
 
 
@@ -179,6 +199,8 @@ class SQLiteStore(Store):
         row = conn.execute("SELECT version FROM schema_version").fetchone()
         if row is None:
             conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+        elif row[0] < 2:
+            conn.executescript(_MIGRATE_TO_2)
         self._known_tenants.update(r[0] for r in conn.execute("SELECT name FROM tenants"))
         self._writer = threading.Thread(
             target=self._write_loop, args=(conn,), name="sqlite-writer", daemon=True
@@ -251,17 +273,19 @@ class SQLiteStore(Store):
 
     async def query(self, tenant: str, query: EntityQuery) -> tuple[list[Doc], int | None]:
         """A page of matching documents in insertion order, with the count if asked."""
-        where, params = SQLiteQueryCompiler(tenant).compile(query)
+        compiler = SQLiteQueryCompiler(tenant)
+        where, params = compiler.compile(query)
+        source, order = compiler.source, compiler.order
 
         def run(conn: sqlite3.Connection) -> tuple[list[Doc], int | None]:
             total: int | None = None
             if query.count:
-                sql = f"SELECT count(*) FROM entities e WHERE {where}"
+                sql = f"SELECT count(*) FROM {source} WHERE {where}"
                 total = int(conn.execute(sql, params).fetchone()[0])
             docs: list[Doc] = []
             if query.limit > 0:
                 rows = conn.execute(
-                    f"SELECT e.doc FROM entities e WHERE {where} ORDER BY e.pk LIMIT ? OFFSET ?",
+                    f"SELECT e.doc FROM {source} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
                     [*params, query.limit, query.offset],
                 )
                 docs = [orjson.loads(r[0]) for r in rows]
@@ -281,8 +305,7 @@ class SQLiteStore(Store):
             ):
                 summaries[type_] = TypeSummary(type_, count)
             for type_, attr, kind in conn.execute(
-                "SELECT DISTINCT t.type, a.attr, a.kind FROM entity_types t "
-                "JOIN entity_attrs a ON a.pk = t.pk WHERE t.tenant = ?",
+                "SELECT type, attr, kind FROM type_attr_counts WHERE tenant = ? AND n > 0",
                 (tenant,),
             ):
                 summaries[type_].attributes.setdefault(attr, set()).add(kind)
@@ -296,14 +319,12 @@ class SQLiteStore(Store):
         def run(conn: sqlite3.Connection) -> list[AttributeSummary]:
             summaries: dict[str, AttributeSummary] = {}
             for attr, count in conn.execute(
-                "SELECT attr, count(DISTINCT pk) FROM entity_attrs WHERE tenant = ? "
-                "GROUP BY attr ORDER BY attr",
+                "SELECT attr, n FROM attr_counts WHERE tenant = ? AND n > 0 ORDER BY attr",
                 (tenant,),
             ):
                 summaries[attr] = AttributeSummary(attr, count)
             for attr, kind, type_ in conn.execute(
-                "SELECT DISTINCT a.attr, a.kind, t.type FROM entity_attrs a "
-                "JOIN entity_types t ON t.pk = a.pk WHERE a.tenant = ?",
+                "SELECT attr, kind, type FROM type_attr_counts WHERE tenant = ? AND n > 0",
                 (tenant,),
             ):
                 summaries[attr].kinds.add(kind)
@@ -692,21 +713,26 @@ class SQLiteStore(Store):
 
     def _run_group(self, conn: sqlite3.Connection, group: list[_WriteJob]) -> None:
         single = len(group) == 1  # no SAVEPOINT needed: the transaction is the job's own
+        counts: Counter[tuple[str, ...]] = Counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job in group:
                 if single:
                     self._run_job(conn, job)
+                    counts.update(job.counts)
                     continue
                 conn.execute("SAVEPOINT job")
                 try:
                     self._run_job(conn, job)
                     conn.execute("RELEASE job")
+                    counts.update(job.counts)
                 except Exception as exc:  # a job's own failure must not spoil the group
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
                     self._subscribed = None
                     job.failure = exc
+            if counts:
+                self._apply_counts(conn, counts)
             conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
@@ -768,7 +794,7 @@ class SQLiteStore(Store):
             return
         capture = self._captures(conn, job.tenant)
         for entity_id, mutation in job.items:
-            result = self._apply(conn, job.tenant, entity_id, mutation)
+            result = self._apply(conn, job, entity_id, mutation)
             job.results.append(result)
             if result.ok:
                 sqlite_history.append(conn, job.tenant, job.history(result.before, result.after))
@@ -786,8 +812,9 @@ class SQLiteStore(Store):
             conn.execute("INSERT OR IGNORE INTO tenants VALUES (?, datetime('now'))", (job.tenant,))
 
     def _apply(
-        self, conn: sqlite3.Connection, tenant: str, entity_id: str, mutation: Mutation
+        self, conn: sqlite3.Connection, job: _WriteJob, entity_id: str, mutation: Mutation
     ) -> WriteResult:
+        tenant = job.tenant
         row = conn.execute(
             "SELECT pk, doc FROM entities WHERE tenant = ? AND id = ?", (tenant, entity_id)
         ).fetchone()
@@ -796,9 +823,10 @@ class SQLiteStore(Store):
             after = mutation(before)
         except AgileCityError as exc:
             return WriteResult(entity_id, before=before, error=exc)
+        old, new = _Index.of(before), _Index.of(after)
         if after is None:
             if row is not None:
-                self._drop_side_rows(conn, row[0])
+                self._index(conn, job, row[0], old, new)
                 conn.execute("DELETE FROM entities WHERE pk = ?", (row[0],))
             return WriteResult(entity_id, before=before)
         text = orjson.dumps(after).decode()
@@ -810,57 +838,108 @@ class SQLiteStore(Store):
         else:
             pk = int(row[0])
             conn.execute("UPDATE entities SET doc = ? WHERE pk = ?", (text, pk))
-            if _indexed(before) == _indexed(after):
-                return WriteResult(entity_id, before=before, after=after)  # index rows hold
-            self._drop_side_rows(conn, pk)
-        self._write_side_rows(conn, tenant, pk, after)
+        self._index(conn, job, pk, old, new)
         return WriteResult(entity_id, before=before, after=after)
 
     @staticmethod
-    def _drop_side_rows(conn: sqlite3.Connection, pk: int) -> None:
-        conn.execute("DELETE FROM entity_types WHERE pk = ?", (pk,))
-        conn.execute("DELETE FROM entity_attrs WHERE pk = ?", (pk,))
-        gids = [r[0] for r in conn.execute("SELECT gid FROM geo_shapes WHERE pk = ?", (pk,))]
-        if gids:
-            conn.executemany("DELETE FROM geo_rtree WHERE gid = ?", [(g,) for g in gids])
-            conn.execute("DELETE FROM geo_shapes WHERE pk = ?", (pk,))
+    def _index(conn: sqlite3.Connection, job: _WriteJob, pk: int, old: _Index, new: _Index) -> None:
+        """Bring the index rows of one entity from its old to its new state.
+
+        Only what changed is written: an update of values touches none of them. The
+        attribute counts of /types and /attributes add up per job and reach the tables
+        once per write group (``_apply_counts``)."""
+        tenant = job.tenant
+        if old.types != new.types:
+            if old.types:
+                conn.execute("DELETE FROM entity_types WHERE pk = ?", (pk,))
+            conn.executemany(
+                "INSERT OR IGNORE INTO entity_types VALUES (?, ?, ?)",
+                [(tenant, t, pk) for t in new.types],
+            )
+        if old.shapes != new.shapes:
+            if old.shapes:
+                gids = [
+                    (r[0],) for r in conn.execute("SELECT gid FROM geo_shapes WHERE pk = ?", (pk,))
+                ]
+                conn.executemany("DELETE FROM geo_rtree WHERE gid = ?", gids)
+                conn.execute("DELETE FROM geo_shapes WHERE pk = ?", (pk,))
+            for attr, geometry in new.shapes:
+                min_x, min_y, max_x, max_y = bounding_box(geometry)
+                cursor = conn.execute(
+                    "INSERT INTO geo_shapes (pk, attr, geometry) VALUES (?, ?, ?)",
+                    (pk, attr, orjson.dumps(geometry).decode()),
+                )
+                conn.execute(
+                    "INSERT INTO geo_rtree VALUES (?, ?, ?, ?, ?)",
+                    (cursor.lastrowid, min_x, max_x, min_y, max_y),
+                )
+        if old.types != new.types or old.kinds != new.kinds:
+            counts = job.counts
+            for attr in new.attrs - old.attrs:
+                counts[(tenant, attr)] += 1
+            for attr in old.attrs - new.attrs:
+                counts[(tenant, attr)] -= 1
+            old_pairs, new_pairs = old.type_kinds(), new.type_kinds()
+            for type_, attr, kind in new_pairs - old_pairs:
+                counts[(tenant, type_, attr, kind)] += 1
+            for type_, attr, kind in old_pairs - new_pairs:
+                counts[(tenant, type_, attr, kind)] -= 1
 
     @staticmethod
-    def _write_side_rows(conn: sqlite3.Connection, tenant: str, pk: int, doc: Doc) -> None:
+    def _apply_counts(conn: sqlite3.Connection, counts: Counter[tuple[str, ...]]) -> None:
+        """Add a write group's attribute count changes to the summary tables."""
+        attrs = [(*k, n) for k, n in counts.items() if n and len(k) == 2]
+        pairs = [(*k, n) for k, n in counts.items() if n and len(k) == 4]
         conn.executemany(
-            "INSERT OR IGNORE INTO entity_types VALUES (?, ?, ?)",
-            [(tenant, t, pk) for t in doc["type"]],
+            "INSERT INTO attr_counts VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+            attrs,
         )
-        rows: list[tuple[str, str, str, int]] = []
+        conn.executemany(
+            "INSERT INTO type_attr_counts VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET n = n + excluded.n",
+            pairs,
+        )
+        conn.executemany(
+            "DELETE FROM attr_counts WHERE tenant = ? AND attr = ? AND n <= 0",
+            [k[:2] for k in attrs if k[2] < 0],
+        )
+        conn.executemany(
+            "DELETE FROM type_attr_counts WHERE tenant = ? AND type = ? AND attr = ? "
+            "AND kind = ? AND n <= 0",
+            [k[:4] for k in pairs if k[4] < 0],
+        )
+
+
+@dataclass(frozen=True)
+class _Index:
+    """What the index tables hold of one entity document (empty for no entity)."""
+
+    types: tuple[str, ...] = ()
+    kinds: frozenset[tuple[str, str]] = frozenset()
+    shapes: tuple[tuple[str, Any], ...] = ()
+
+    @staticmethod
+    def of(doc: Doc | None) -> _Index:
+        if doc is None:
+            return _NO_INDEX
+        kinds = set()
+        shapes = []
         for attr, instances in doc["attrs"].items():
             for inst in instances:
-                rows.append((tenant, attr, inst["type"], pk))
+                kinds.add((attr, inst["type"]))
                 if inst["type"] == "GeoProperty":
-                    geometry = inst["value"]
-                    min_x, min_y, max_x, max_y = bounding_box(geometry)
-                    cursor = conn.execute(
-                        "INSERT INTO geo_shapes (pk, attr, geometry) VALUES (?, ?, ?)",
-                        (pk, attr, orjson.dumps(geometry).decode()),
-                    )
-                    conn.execute(
-                        "INSERT INTO geo_rtree VALUES (?, ?, ?, ?, ?)",
-                        (cursor.lastrowid, min_x, max_x, min_y, max_y),
-                    )
-        conn.executemany("INSERT OR IGNORE INTO entity_attrs VALUES (?, ?, ?, ?)", rows)
+                    shapes.append((attr, inst["value"]))
+        return _Index(tuple(doc["type"]), frozenset(kinds), tuple(shapes))
+
+    @property
+    def attrs(self) -> set[str]:
+        return {attr for attr, _ in self.kinds}
+
+    def type_kinds(self) -> set[tuple[str, str, str]]:
+        return {(t, attr, kind) for t in self.types for attr, kind in self.kinds}
 
 
-def _indexed(doc: Doc | None) -> tuple[Any, ...]:
-    """What the side tables hold of a document: types, attribute kinds and geometries."""
-    if doc is None:
-        return ()
-    kinds = []
-    shapes = []
-    for attr, instances in doc["attrs"].items():
-        for inst in instances:
-            kinds.append((attr, inst["type"]))
-            if inst["type"] == "GeoProperty":
-                shapes.append((attr, inst["value"]))
-    return (doc["type"], sorted(set(kinds)), shapes)
+_NO_INDEX = _Index()
 
 
 def _dump(doc: Doc | None) -> str | None:

@@ -59,7 +59,9 @@ def track_entity(
     if after is not None:
         conn.execute(
             "INSERT INTO temporal_entities VALUES (?, ?, ?, NULL) ON CONFLICT (tenant, id) "
-            "DO UPDATE SET types = excluded.types, deleted_at = NULL",
+            "DO UPDATE SET types = excluded.types, deleted_at = NULL "
+            # unchanged (most writes): no row update, so no page to write
+            "WHERE types IS NOT excluded.types OR deleted_at IS NOT NULL",
             (tenant, entity_id, orjson.dumps(after["type"]).decode()),
         )
     elif before is not None:
