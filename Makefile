@@ -35,9 +35,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-## bench: run the benchmarks and print their table
+# the PostgreSQL database bench/run.py drops and recreates
+BENCH_PG ?= postgresql://postgres@127.0.0.1:5432/agilecity_bench
+
+## bench: run the benchmarks and print their tables: SQLite, then PostgreSQL (1 and 2 processes)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --db $(BENCH_PG) --compare-workers
 	$(BIN)/python bench/simulator.py
 
 clean:

@@ -1,13 +1,15 @@
 """Benchmarks of subscriptions and the temporal API against a running broker.
 
-- notification latency: PATCH at a fixed rate, a real HTTP receiver stamps each arrival;
-  latency = arrival - send time of the update that caused it (same clock);
+- notification latency: PATCHes released at a fixed rate (open loop, asyncio, several
+  keep-alive connections) on 100 probe entities; a receiver in the same event loop stamps
+  each notification; latency = arrival - send time of the update that caused it;
 - temporal aggregation: one year of 15-minute readings (35,040) for one attribute, then
   the daily average over the year (365 periods), timed end to end over HTTP.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 import threading
@@ -57,41 +59,149 @@ class StampingReceiver:
         self.server.server_close()
 
 
-def notification_latency(server: str, rate: int, seconds: int) -> dict[str, float]:
-    """p50/p99 update-to-receipt latency in ms at a fixed update rate."""
-    receiver = StampingReceiver()
-    client = httpx.Client(base_url=server, timeout=10)
-    try:
-        entity = {"id": "urn:ngsi-ld:Bench:latency", "type": "LatencyProbe",
-                  "sentAt": {"value": "0"}}  # fmt: skip
-        client.post(f"{BASE}/entities", json=entity)
-        subscription = {
-            "type": "Subscription",
-            "entities": [{"type": "LatencyProbe"}],
-            "watchedAttributes": ["sentAt"],
-            "notification": {"endpoint": {"uri": receiver.url}, "format": "keyValues"},
-        }
-        client.post(f"{BASE}/subscriptions", json=subscription).raise_for_status()
-        total = rate * seconds
-        start = time.perf_counter()
-        for i in range(total):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            client.patch(
-                f"{BASE}/entities/urn:ngsi-ld:Bench:latency/attrs",
-                json={"sentAt": {"value": repr(time.time())}},
+PROBES = 100  # entities the latency updates rotate over
+
+
+def _content_length(head: bytes) -> int:
+    """The Content-Length of an HTTP message head (0 without one)."""
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            return int(line[15:])
+    return 0
+
+
+class _Receiver:
+    """An asyncio HTTP endpoint that stamps each notification's arrival (in the sender's loop)."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[tuple[float, bytes]] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/notify"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                body = await reader.readexactly(_content_length(head))
+                self.arrivals.append((time.time(), body))
+                writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            writer.close()  # the broker closed its connection, or the run is over
+
+    def latencies_ms(self) -> list[float]:
+        """Arrival minus the send time each notified entity carries, in ms."""
+        return [
+            1000 * (arrived - float(entity["sentAt"]))
+            for arrived, body in self.arrivals
+            for entity in json.loads(body)["data"]
+            if entity["sentAt"] != "0"  # the probes' creation value, never a PATCH's
+        ]
+
+
+async def _paced_patches(
+    host: str, port: int, rate: int, seconds: float, connections: int
+) -> tuple[int, float, dict[int, int]]:
+    """PATCH sentAt on the probes at ``rate``/s over ``connections`` keep-alive connections.
+
+    A scheduler releases update i at start + i/rate whatever the responses do (no
+    coordinated omission); each connection sends the next released update when free and
+    stamps it just before writing. Returns updates sent, the rate they were written at
+    (up to the last write), statuses seen.
+    """
+    total = int(rate * seconds)
+    released: asyncio.Queue[int | None] = asyncio.Queue()
+    statuses: dict[int, int] = {}
+    last_write = 0.0
+
+    async def connection() -> None:
+        nonlocal last_write
+        reader, writer = await asyncio.open_connection(host, port)
+        while (i := await released.get()) is not None:
+            body = b'{"sentAt":{"type":"Property","value":"%r"}}' % time.time()
+            last_write = time.perf_counter()
+            writer.write(
+                b"PATCH %s/entities/urn:ngsi-ld:LatencyProbe:%d/attrs HTTP/1.1\r\n"
+                b"Host: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (BASE.encode(), i % PROBES, host.encode(), len(body), body)
             )
-        achieved = total / (time.perf_counter() - start)
-        deadline = time.monotonic() + 10
-        while len(receiver.latencies) < total and time.monotonic() < deadline:
-            time.sleep(0.05)
-        ms = [1000 * v for v in receiver.latencies]
-        return {"rate": achieved, "received": len(ms), "sent": total,
-                "p50": percentile(ms, 0.5), "p99": percentile(ms, 0.99)}  # fmt: skip
-    finally:
-        client.close()
-        receiver.close()
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            statuses[status] = statuses.get(status, 0) + 1
+            await reader.readexactly(_content_length(head))
+        writer.close()
+
+    workers = [asyncio.create_task(connection()) for _ in range(connections)]
+    start = time.perf_counter()
+    for i in range(total):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        released.put_nowait(i)
+    for _ in workers:
+        released.put_nowait(None)
+    await asyncio.gather(*workers)
+    return total, (total - 1) / (last_write - start), statuses
+
+
+def notification_latency(
+    server: str, rate: int, seconds: float, connections: int = 10
+) -> dict[str, Any]:
+    """p50/p95/p99 update-to-receipt latency in ms at a fixed update rate (asyncio client).
+
+    The probes' PATCHes go out at ``rate``/s from several connections; a subscription on
+    them notifies a receiver in the same event loop, which stamps arrivals with the same
+    clock the sender stamps ``sentAt`` with.
+    """
+    url = httpx.URL(server)
+    host, port = url.host, url.port or 80
+
+    async def scenario() -> dict[str, Any]:
+        receiver = _Receiver()
+        endpoint = await receiver.start()
+        async with httpx.AsyncClient(base_url=server, timeout=30) as client:
+            probes = [
+                {"id": f"urn:ngsi-ld:LatencyProbe:{i}", "type": "LatencyProbe",
+                 "sentAt": {"type": "Property", "value": "0"}}
+                for i in range(PROBES)
+            ]  # fmt: skip
+            response = await client.post(f"{BASE}/entityOperations/upsert", json=probes)
+            response.raise_for_status()
+            subscription = {
+                "type": "Subscription",
+                "entities": [{"type": "LatencyProbe"}],
+                "watchedAttributes": ["sentAt"],
+                "notification": {"endpoint": {"uri": endpoint}, "format": "keyValues",
+                                 "attributes": ["sentAt"]},
+            }  # fmt: skip
+            response = await client.post(f"{BASE}/subscriptions", json=subscription)
+            response.raise_for_status()
+            sent, achieved, statuses = await _paced_patches(host, port, rate, seconds, connections)
+            deadline = time.monotonic() + 10
+            while len(receiver.arrivals) < sent and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            await client.delete(response.headers["Location"])
+        assert receiver.server is not None
+        receiver.server.close()
+        ms = receiver.latencies_ms()
+        errors = sum(n for status, n in statuses.items() if status != 204)
+        result: dict[str, Any] = {
+            "target": rate, "rate": achieved, "sent": sent, "received": len(ms),
+            "errors": errors, "statuses": statuses,
+        }  # fmt: skip
+        if ms:
+            result |= {"p50": percentile(ms, 0.5), "p95": percentile(ms, 0.95),
+                       "p99": percentile(ms, 0.99), "max": max(ms)}  # fmt: skip
+        return result
+
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(scenario())
+    return uvloop.run(scenario())
 
 
 def temporal_aggregation(server: str, repeats: int = 20) -> dict[str, float]:
