@@ -30,6 +30,7 @@ from agilecity.api.problems import (
     handle_unexpected,
 )
 from agilecity.api.reports_staff import ReportStaffApi
+from agilecity.api.routing import IndexedRouter
 from agilecity.api.services import ServiceApi
 from agilecity.api.staff import StaffApi
 from agilecity.auth import Credentials, JwtPolicy
@@ -229,6 +230,7 @@ def build_app(settings: Settings) -> Starlette:
             Exception: handle_unexpected,
         },
     )
+    app.router = IndexedRouter(routes, lifespan=lifespan)  # same routes, found faster
     app.state.broker = broker
     app.state.gateway = gateway
     app.state.settings = settings

@@ -238,6 +238,9 @@ def bool_param(request: Request, name: str) -> bool:
     return raw == "true"
 
 
+_DEFAULT_RENDER = RenderOptions()
+
+
 def render_options(
     request: Request, terms: TermMap, *, attrs: list[str] | None = None
 ) -> RenderOptions:
@@ -246,6 +249,8 @@ def render_options(
     ``attrs`` replaces the query parameter (POST /entityOperations/query carries it in
     the body).
     """
+    if attrs is None and not request.scope.get("query_string"):
+        return _DEFAULT_RENDER  # the usual request: no parameters to read
     options = options_of(request)
     fmt: Format = "normalized"
     if "keyValues" in options or "simplified" in options:
