@@ -380,3 +380,38 @@ class Store(ABC):
     @abstractmethod
     async def matches_filter(self, doc: Doc, q: Node | None, scope_q: Node | None) -> bool:
         """Evaluate q and scopeQ on one document with the same SQL as queries."""
+
+
+@dataclass(frozen=True)
+class IndexedParts:
+    """What a store's index tables hold of one entity document (empty for no entity).
+
+    Equal parts before and after a write mean its index rows can stay as they are.
+    """
+
+    types: tuple[str, ...] = ()
+    kinds: frozenset[tuple[str, str]] = frozenset()
+    shapes: tuple[tuple[str, Any], ...] = ()
+
+    @staticmethod
+    def of(doc: Doc | None) -> IndexedParts:
+        if doc is None:
+            return _NOTHING_INDEXED
+        kinds = set()
+        shapes = []
+        for attr, instances in doc["attrs"].items():
+            for inst in instances:
+                kinds.add((attr, inst["type"]))
+                if inst["type"] == "GeoProperty":
+                    shapes.append((attr, inst["value"]))
+        return IndexedParts(tuple(doc["type"]), frozenset(kinds), tuple(shapes))
+
+    @property
+    def attrs(self) -> set[str]:
+        return {attr for attr, _ in self.kinds}
+
+    def type_kinds(self) -> set[tuple[str, str, str]]:
+        return {(t, attr, kind) for t in self.types for attr, kind in self.kinds}
+
+
+_NOTHING_INDEXED = IndexedParts()

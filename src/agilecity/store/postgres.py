@@ -31,6 +31,7 @@ from agilecity.store.base import (
     HistoryFunction,
     HistoryQuery,
     HistoryRow,
+    IndexedParts,
     Mutation,
     Record,
     Store,
@@ -196,7 +197,9 @@ class PostgresStore(Store):
     ) -> list[WriteResult]:
         """Apply mutations in one transaction, rows locked; returns once committed."""
         try:
-            async with self.pool.connection() as conn, conn.transaction():
+            # Pipeline mode: statements whose results nobody waits for (index rows, history,
+            # the temporal entity) go to the server together instead of one round trip each.
+            async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
                 capture = tenant in self._capturing or bool(
                     await (
                         await conn.execute(
@@ -262,6 +265,8 @@ class PostgresStore(Store):
             else:
                 pk = row[0]
                 await conn.execute("UPDATE entities SET doc = %s WHERE pk = %s", (Jsonb(after), pk))
+                if IndexedParts.of(before) == IndexedParts.of(after):
+                    return WriteResult(entity_id, before=before, after=after)  # index rows hold
                 for table in ("entity_types", "entity_attrs", "geo_shapes"):
                     await conn.execute(f"DELETE FROM {table} WHERE pk = %s", (pk,))
             await self._side_rows(conn, tenant, pk, after)

@@ -18,7 +18,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +41,7 @@ from agilecity.store.base import (
     HistoryFunction,
     HistoryQuery,
     HistoryRow,
+    IndexedParts,
     Mutation,
     Record,
     Store,
@@ -823,7 +823,7 @@ class SQLiteStore(Store):
             after = mutation(before)
         except AgileCityError as exc:
             return WriteResult(entity_id, before=before, error=exc)
-        old, new = _Index.of(before), _Index.of(after)
+        old, new = IndexedParts.of(before), IndexedParts.of(after)
         if after is None:
             if row is not None:
                 self._index(conn, job, row[0], old, new)
@@ -842,7 +842,9 @@ class SQLiteStore(Store):
         return WriteResult(entity_id, before=before, after=after)
 
     @staticmethod
-    def _index(conn: sqlite3.Connection, job: _WriteJob, pk: int, old: _Index, new: _Index) -> None:
+    def _index(
+        conn: sqlite3.Connection, job: _WriteJob, pk: int, old: IndexedParts, new: IndexedParts
+    ) -> None:
         """Bring the index rows of one entity from its old to its new state.
 
         Only what changed is written: an update of values touches none of them. The
@@ -908,38 +910,6 @@ class SQLiteStore(Store):
             "AND kind = ? AND n <= 0",
             [k[:4] for k in pairs if k[4] < 0],
         )
-
-
-@dataclass(frozen=True)
-class _Index:
-    """What the index tables hold of one entity document (empty for no entity)."""
-
-    types: tuple[str, ...] = ()
-    kinds: frozenset[tuple[str, str]] = frozenset()
-    shapes: tuple[tuple[str, Any], ...] = ()
-
-    @staticmethod
-    def of(doc: Doc | None) -> _Index:
-        if doc is None:
-            return _NO_INDEX
-        kinds = set()
-        shapes = []
-        for attr, instances in doc["attrs"].items():
-            for inst in instances:
-                kinds.add((attr, inst["type"]))
-                if inst["type"] == "GeoProperty":
-                    shapes.append((attr, inst["value"]))
-        return _Index(tuple(doc["type"]), frozenset(kinds), tuple(shapes))
-
-    @property
-    def attrs(self) -> set[str]:
-        return {attr for attr, _ in self.kinds}
-
-    def type_kinds(self) -> set[tuple[str, str, str]]:
-        return {(t, attr, kind) for t in self.types for attr, kind in self.kinds}
-
-
-_NO_INDEX = _Index()
 
 
 def _dump(doc: Doc | None) -> str | None:
