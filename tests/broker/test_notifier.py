@@ -1258,3 +1258,28 @@ async def test_a_temporal_delete_of_an_absent_entity_does_not_stall_notification
     await city.create(E1, temperature=prop(20))
     (request,) = await receiver.wait_for(1)
     assert [e["id"] for e in request.json()["data"]] == [E1]
+
+
+async def test_what_waits_for_a_slow_receiver_goes_in_one_notification_in_order(
+    city: City, receiver: HttpReceiver
+) -> None:
+    """One POST per change would leave a receiver slower than the updates ever further
+    behind; the waiting changes of distinct entities are sent together, in order, and a
+    second change of an entity already in the batch starts the next notification."""
+    ids = [f"urn:ngsi-ld:T:batch{i}" for i in range(6)]
+    for entity_id in ids:
+        await city.create(entity_id, temperature=prop(0))
+    await city.subscribe(subscription(receiver.url))
+    receiver.delay = 0.5
+    await city.update(ids[0], temperature=prop(1))
+    await receiver.wait_for_attempts(1)  # the receiver sits on the first notification
+    for entity_id in ids[1:]:
+        await city.update(entity_id, temperature=prop(1))
+    await city.update(ids[1], temperature=prop(2))
+    await receiver.wait_for(3, timeout=10)
+    batches = [[(e["id"], e["temperature"]["value"]) for e in data] for data in data_of(receiver)]
+    assert batches == [
+        [(ids[0], 1)],
+        [(entity_id, 1) for entity_id in ids[1:]],
+        [(ids[1], 2)],
+    ]
