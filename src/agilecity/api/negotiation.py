@@ -61,27 +61,41 @@ def link_context(request: Request) -> list[ContextSource] | None:
     raise BadRequestDataError(f'the Link header has no rel="{CONTEXT_REL}" link')
 
 
-def check_json(data: Any, max_depth: int) -> None:
+def check_json(data: Any, max_depth: int, *, strings: bool = True) -> None:
     """Refuse nesting beyond max_depth, NUL characters and numbers beyond ±2^63 (no store
     keeps them alike: PostgreSQL's jsonb gives 1e20 back as an integer orjson cannot write).
 
-    Iterative, so hostile input cannot exhaust the stack.
+    Recursive only into containers and never deeper than max_depth, so hostile input cannot
+    exhaust the stack. ``strings=False`` skips the NUL checks (the caller saw the body has
+    no ``\\u0000``: JSON text cannot hold a raw NUL).
     """
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict | list):
-            if depth > max_depth:
-                raise BadRequestDataError(f"the body nests deeper than {max_depth} levels")
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, item in items:
-                if isinstance(key, str) and "\x00" in key:
-                    raise BadRequestDataError("names must not contain the NUL character")
-                stack.append((item, depth + 1))
-        elif isinstance(value, str) and "\x00" in value:
+    if type(data) is dict or type(data) is list:
+        _check_container(data, 1, max_depth, strings)
+    elif type(data) is str:
+        if strings and "\x00" in data:
             raise BadRequestDataError("strings must not contain the NUL character")
-        elif isinstance(value, float) and abs(value) >= 2.0**63:
-            raise BadRequestDataError(f"number {value!r} is beyond ±2^63")
+    elif type(data) is float and abs(data) >= 2.0**63:
+        raise BadRequestDataError(f"number {data!r} is beyond ±2^63")
+
+
+def _check_container(value: Any, depth: int, max_depth: int, strings: bool) -> None:
+    if depth > max_depth:
+        raise BadRequestDataError(f"the body nests deeper than {max_depth} levels")
+    if type(value) is dict:
+        if strings and any("\x00" in key for key in value):
+            raise BadRequestDataError("names must not contain the NUL character")
+        items = value.values()
+    else:
+        items = value
+    for item in items:
+        kind = type(item)
+        if kind is dict or kind is list:
+            _check_container(item, depth + 1, max_depth, strings)
+        elif kind is str:
+            if strings and "\x00" in item:
+                raise BadRequestDataError("strings must not contain the NUL character")
+        elif kind is float and abs(item) >= 2.0**63:
+            raise BadRequestDataError(f"number {item!r} is beyond ±2^63")
 
 
 async def read_raw_body(request: Request, max_bytes: int) -> bytes:
@@ -125,7 +139,7 @@ async def read_body(
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequestError(f"the body is not valid JSON: {exc}") from exc
-    check_json(data, max_depth)
+    check_json(data, max_depth, strings=b"\\u0000" in raw)
     context: list[ContextSource] | None
     if context_document:
         context = None
