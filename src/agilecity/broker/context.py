@@ -25,6 +25,7 @@ CORE_CONTEXT_PATTERN = re.compile(
 )
 NGSI_LD = "https://uri.etsi.org/ngsi-ld/"
 DEFAULT_VOCAB = "https://uri.etsi.org/ngsi-ld/default-context/"
+MAX_REMEMBERED_IRIS = 10_000  # compactions kept per term map
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 
 ContextSource = str | dict[str, Any]
@@ -60,6 +61,8 @@ class TermMap:
     urls: tuple[str, ...] = ()
     #: names already validated and expanded with this map (entities.expand_name)
     expanded: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    #: IRIs already compacted with this map
+    compacted: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def expand(self, term: str) -> str:
         """The IRI of an attribute name or entity type as written by the client."""
@@ -109,6 +112,15 @@ class TermMap:
 
     def compact(self, iri: str) -> str:
         """The shortest name the client's context gives to an IRI (the IRI itself if none)."""
+        known = self.compacted.get(iri)
+        if known is not None:
+            return known
+        name = self._compact(iri)
+        if len(self.compacted) < MAX_REMEMBERED_IRIS:
+            self.compacted[iri] = name
+        return name
+
+    def _compact(self, iri: str) -> str:
         term = self._reverse.get(iri)
         if term is not None:
             return term

@@ -125,8 +125,10 @@ def render_instance(
         for member in ("createdAt", "modifiedAt"):
             if member in inst:
                 out[member] = inst[member]
-    for sub_iri, sub in inst.get("subs", {}).items():
-        out[terms.compact(sub_iri)] = render_instance(sub, terms, options)
+    subs = inst.get("subs")
+    if subs:
+        for sub_iri, sub in subs.items():
+            out[terms.compact(sub_iri)] = render_instance(sub, terms, options)
     if concise and bare and list(out) == ["value"]:
         value = out["value"]
         # A bare value is only unambiguous when it is not itself an object.
