@@ -329,18 +329,21 @@ class SQLiteQueryCompiler(QueryCompiler):
             # The R-tree's candidates lead (in entity order), not the tenant's index: a
             # unary + keeps SQLite from using an index for that term.
             self.clauses[0] = "+e.tenant = ?"
-        self.params.append(query.geo.geoproperty)
-        sql = "e.pk IN (SELECT g.pk FROM geo_shapes g "
-        if box is not None:
-            sql += "JOIN geo_rtree r ON r.gid = g.gid WHERE g.attr = ? "
-            sql += "AND r.min_x <= ? AND r.max_x >= ? AND r.min_y <= ? AND r.max_y >= ? "
-            min_x, min_y, max_x, max_y = box
-            self.params.extend([max_x, min_x, max_y, min_y])
-        else:
-            sql += "WHERE g.attr = ? "
-        sql += "AND ac_geo(g.geometry, ?))"
-        self.params.append(query_to_json(query.geo))
-        return sql
+        exact = "ac_geo(g.geometry, ?)"
+        if box is None:
+            self.params.extend([query.geo.geoproperty, query_to_json(query.geo)])
+            return f"e.pk IN (SELECT g.pk FROM geo_shapes g WHERE g.attr = ? AND {exact})"
+        # The box is sound (a match's bounding box meets it), so the entities with a shape
+        # in it are all the candidates; the exact predicate then runs per entity visited,
+        # in entity order, and a page stops once full instead of testing every candidate.
+        min_x, min_y, max_x, max_y = box
+        self.params.extend([query.geo.geoproperty, max_x, min_x, max_y, min_y])
+        self.params.extend([query.geo.geoproperty, query_to_json(query.geo)])
+        return (
+            "e.pk IN (SELECT g.pk FROM geo_shapes g JOIN geo_rtree r ON r.gid = g.gid "
+            "WHERE g.attr = ? AND r.min_x <= ? AND r.max_x >= ? AND r.min_y <= ? AND r.max_y >= ?)"
+            f" AND EXISTS (SELECT 1 FROM geo_shapes g WHERE g.pk = e.pk AND g.attr = ? AND {exact})"
+        )
 
 
 class PostgresQueryCompiler(QueryCompiler):

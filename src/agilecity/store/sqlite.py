@@ -120,7 +120,7 @@ UPDATE schema_version SET version = 2;
 COMMIT;
 """
 _CHECKPOINT_INTERVAL = 0.5  # seconds between background checkpoints while writes go on
-_WAL_LIMIT = 64 * 1024 * 1024  # bytes of WAL after which a checkpoint waits to reset it
+_WAL_LIMIT = 64 * 1024 * 1024  # bytes of WAL after which the writer restarts it
 
 
 def _size(path: str) -> int:
@@ -184,6 +184,7 @@ class SQLiteStore(Store):
         self._subscribed: set[str] | None = None
         self._checkpointer: threading.Thread | None = None
         self._committed = threading.Event()
+        self._restart_wal = threading.Event()  # set by the checkpointer, done by the writer
         self._closing = threading.Event()
         self._all_connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -699,6 +700,12 @@ class SQLiteStore(Store):
             first = self._jobs.get()
             if first is None:
                 break
+            if self._restart_wal.is_set():
+                self._restart_wal.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                except sqlite3.Error:
+                    log.exception("restarting the WAL failed; the next checkpoint retries")
             group = [first]
             while len(group) < _MAX_GROUP:
                 try:
@@ -756,10 +763,10 @@ class SQLiteStore(Store):
     def _checkpoint_loop(self) -> None:
         """Copy the WAL into the database file in the background while writes go on.
 
-        A PASSIVE checkpoint never blocks the writer or the readers; the writer restarts
-        the WAL from its beginning once a checkpoint has copied all of it, so the file
-        stays small. Commits are durable in the WAL before this runs (a crash here loses
-        nothing: SQLite replays the WAL on the next open)."""
+        A PASSIVE checkpoint never blocks the writer or the readers; the WAL starts again
+        from its beginning once a checkpoint has copied all of it, so the file stays small.
+        Commits are durable in the WAL before this runs (a crash here loses nothing: SQLite
+        replays the WAL on the next open)."""
         conn = _connect(self.path)
         try:
             while not self._closing.is_set():
@@ -768,11 +775,13 @@ class SQLiteStore(Store):
                     break
                 self._committed.clear()
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    if _size(self.path + "-wal") > _WAL_LIMIT:
-                        # Under a write load that never pauses, a passive checkpoint may
-                        # never see the whole WAL copied; this one waits for that moment.
-                        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                    _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames != copied and _size(self.path + "-wal") > _WAL_LIMIT:
+                        # Under writes that never pause no checkpoint ever sees the whole
+                        # WAL copied, so it would never start again from its beginning: the
+                        # writer restarts it between two groups (only what was written
+                        # since this checkpoint is left to copy).
+                        self._restart_wal.set()
                 except sqlite3.Error:
                     log.exception("background checkpoint failed; retrying")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()  # all writers done
