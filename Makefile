@@ -41,7 +41,7 @@ BENCH_PG ?= postgresql://postgres@127.0.0.1:5432/agilecity_bench
 ## bench: run the benchmarks and print their tables: SQLite, then PostgreSQL (1 and 2 processes)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
-	$(BIN)/python bench/run.py --db $(BENCH_PG) --compare-workers
+	$(BIN)/python bench/run.py --db $(BENCH_PG) --compare-workers --entities-for-memory 0
 	$(BIN)/python bench/simulator.py
 
 clean:

@@ -89,6 +89,10 @@ def history_where(tenant: str, query: HistoryQuery) -> tuple[str, list[Any], str
 class QueryCompiler:
     """Compile an EntityQuery into a WHERE clause and parameters (dialect-independent part)."""
 
+    #: an entity has the type (PostgreSQL's planner picks the join from its statistics)
+    TYPE_CONDITION = (
+        "e.pk IN (SELECT t.pk FROM entity_types t WHERE t.tenant = e.tenant AND t.type = ?)"
+    )
     #: the FROM of a query led by its one entity type: the type index in insertion order
     TYPE_LED_SOURCE = "entity_types t JOIN entities e ON e.pk = t.pk"
 
@@ -209,12 +213,7 @@ class QueryCompiler:
             return "(" + " OR ".join(self.node(t) for t in node.terms) + ")"
         if isinstance(node, TypeName):
             self.params.append(node.name)
-            # A probe of the type index per candidate (never a list of every entity of the
-            # type), so an id or geo condition can lead the query.
-            return (
-                "EXISTS (SELECT 1 FROM entity_types t "
-                "WHERE t.tenant = e.tenant AND t.type = ? AND t.pk = e.pk)"
-            )
+            return self.TYPE_CONDITION
         if isinstance(node, ScopeMatch):
             return self.scope(node)
         if isinstance(node, Exists):
@@ -268,6 +267,12 @@ class QueryCompiler:
 class SQLiteQueryCompiler(QueryCompiler):
     """SQLite: JSON1 functions, an RE2 REGEXP, and the R*Tree plus a shapely predicate."""
 
+    # A probe of the type index per candidate (never a list of every entity of the type),
+    # so an id or geo condition can lead the query: SQLite has no statistics to choose by.
+    TYPE_CONDITION = (
+        "EXISTS (SELECT 1 FROM entity_types t "
+        "WHERE t.tenant = e.tenant AND t.type = ? AND t.pk = e.pk)"
+    )
     # CROSS JOIN: SQLite keeps the tables in this order (no statistics to choose by).
     TYPE_LED_SOURCE = "entity_types t CROSS JOIN entities e ON e.pk = t.pk"
 
