@@ -141,6 +141,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def claim_postgres(url: str) -> Any:
+    """A session holding an advisory lock on the database's name for the whole run.
+
+    A second run on the same database would drop it under the first one: it stops here.
+    """
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = str(conninfo_to_dict(url).get("dbname", ""))
+    session = psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True)
+    row = session.execute(
+        "SELECT pg_try_advisory_lock(hashtext(%s))", (f"agilecity-bench:{name}",)
+    ).fetchone()
+    if not (row and row[0]):
+        raise SystemExit(f"another bench/run.py is using database {name!r}; pick another --db")
+    return session
+
+
 def reset_postgres(url: str) -> None:
     """Drop and recreate the benchmark database, so every run starts from empty."""
     import psycopg
@@ -621,6 +639,17 @@ def main() -> int:
         raise SystemExit("--workers and --compare-workers need --db postgresql://...")
     if MULTI_CORE:
         os.sched_setaffinity(0, {1})  # this process is load: the clients and the probes
+    claim = claim_postgres(args.db) if args.db.startswith("postgresql") else None
+    try:
+        report(args)
+    finally:
+        if claim is not None:
+            claim.close()
+    return 0
+
+
+def report(args: argparse.Namespace) -> None:
+    """Measure and print the table (and the 1 vs 2 processes one with --compare-workers)."""
     run = measure(args, args.workers, full=True)
     print(header(args, run))
     print(table(run))
@@ -633,7 +662,6 @@ def main() -> int:
         print(comparison(run, two, args))
         for note in two.notes:
             print(f"- {note}")
-    return 0
 
 
 if __name__ == "__main__":
