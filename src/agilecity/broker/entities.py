@@ -91,7 +91,7 @@ def expand_name(terms: TermMap, name: object, what: str = "attribute name") -> s
     if '"' in iri or "\\" in iri:
         raise BadRequestDataError(f"{what} {name!r} expands to an unusable IRI")
     if len(terms.expanded) < MAX_REMEMBERED_NAMES:
-        terms.expanded[check_name(name, what)] = iri
+        terms.expanded[str(name)] = iri  # check_name above: a valid name
     return iri
 
 
