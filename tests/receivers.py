@@ -248,6 +248,23 @@ class HttpReceiver:
         )
         return matching()
 
+    def notified_entities(self, path: str | None = None) -> int:
+        """Entities notified in accepted requests (on ``path`` if given), however grouped.
+
+        The notifier may send waiting notifications of one subscription together."""
+        return sum(len(r.json()["data"]) for r in self.accepted if path is None or r.path == path)
+
+    async def wait_for_entities(
+        self, count: int, *, timeout: float = 10.0, path: str | None = None
+    ) -> None:
+        """Wait until at least ``count`` entities were notified (on ``path`` if given)."""
+        await wait_until(
+            lambda: self.notified_entities(path) >= count,
+            timeout,
+            lambda: f"expected {count} notified entities on {self.base_url}{path or ''} "
+            f"within {timeout}s, got {self.notified_entities(path)}",
+        )
+
     async def wait_for_attempts(self, count: int, *, timeout: float = 10.0) -> None:
         """Wait until at least ``count`` requests arrived, whatever was answered."""
         await wait_until(

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.receivers import HttpReceiver, wait_until
+from tests.receivers import HttpReceiver
 from tests.security.support import BASE, assert_problem, digest
 
 OWNER, OTHER = "roubaix", "carouge"
@@ -45,7 +45,7 @@ def receiver() -> Iterator[HttpReceiver]:
 async def given_owner_data(client: httpx.AsyncClient, receiver: HttpReceiver) -> str:
     """The owner's subscription, entities and history; the other tenants' own data.
 
-    Returns the subscription id; the owner's writes give it 3 notifications."""
+    Returns the subscription id; the owner's writes notify 3 entities."""
     subscription = {"type": "Subscription", "entities": [{"type": "Secret"}],
                     "notification": {"endpoint": {"uri": receiver.url_for("/owner")}}}  # fmt: skip
     made = await client.post(f"{BASE}/subscriptions", json=subscription, headers=tenant(OWNER))
@@ -79,7 +79,7 @@ async def test_owner_data_is_invisible_and_unreachable(
     client: httpx.AsyncClient, receiver: HttpReceiver, intruder: str
 ) -> None:
     sub_id = await given_owner_data(client, receiver)
-    await receiver.wait_for(3, path="/owner")
+    await receiver.wait_for_entities(3, path="/owner")
     before = await owner_state(client, sub_id)
     h = tenant(intruder)
     one = f"{BASE}/entities/{SECRET}"
@@ -154,11 +154,7 @@ async def test_notifications_stay_in_their_tenant(
         entity = secret(f"urn:ngsi-ld:Secret:{value}", value)
         created = await client.post(f"{BASE}/entities", json=entity, headers=tenant(name))
         assert created.status_code == 201, created.text
-
-    def notified() -> int:  # entities, whether sent one by one or together
-        return sum(len(r.json()["data"]) for r in receiver.accepted)
-
-    await wait_until(lambda: notified() >= 4, 10, lambda: f"{notified()} of 4 notified")
+    await receiver.wait_for_entities(4)
     await asyncio.sleep(NOTIFY_GRACE)  # a notification sent to the wrong tenant would be here
     heard: dict[str, list[tuple[str, Any, str | None]]] = {}
     for request in receiver.accepted:
@@ -173,4 +169,4 @@ async def test_notifications_stay_in_their_tenant(
         ("urn:ngsi-ld:Secret:3", 3, OTHER),
     ]
     assert sorted(heard["/default"]) == [("urn:ngsi-ld:Secret:2", 2, None)]
-    assert notified() == 4
+    assert receiver.notified_entities() == 4
