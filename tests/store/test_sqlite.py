@@ -181,7 +181,8 @@ async def test_a_failed_job_leaves_the_counts_as_they_were(store: SQLiteStore) -
 
 
 async def test_a_version_1_database_is_migrated_with_its_counts(tmp_path: Path) -> None:
-    """Version 1 kept one entity_attrs row per entity and attribute; opening converts them."""
+    """Version 1 kept one entity_attrs row per entity and attribute; opening converts them
+    (version 2), and replaces the history index by the one aggregations read (version 3)."""
     url = f"sqlite:///{tmp_path}/old.sqlite"
     store = SQLiteStore(url)
     await store.open()
@@ -193,7 +194,8 @@ async def test_a_version_1_database_is_migrated_with_its_counts(tmp_path: Path) 
     await store.close()
     with sqlite3.connect(f"{tmp_path}/old.sqlite") as conn:  # as version 1 left it
         conn.executescript("""
-            DROP TABLE attr_counts; DROP TABLE type_attr_counts;
+            DROP TABLE attr_counts; DROP TABLE type_attr_counts; DROP INDEX history_series;
+            CREATE INDEX history_observed ON history (tenant, entity_id, attr, observed_at);
             CREATE TABLE entity_attrs (tenant TEXT NOT NULL, attr TEXT NOT NULL,
                 kind TEXT NOT NULL, pk INTEGER NOT NULL, PRIMARY KEY (tenant, attr, kind, pk));
             INSERT INTO entity_attrs SELECT '', 'a', 'Property', pk FROM entities
@@ -213,6 +215,7 @@ async def test_a_version_1_database_is_migrated_with_its_counts(tmp_path: Path) 
     finally:
         await store.close()
     with sqlite3.connect(f"{tmp_path}/old.sqlite") as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchone() == (2,)
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (3,)
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         assert "entity_attrs" not in tables
+        assert "history_series" in tables and "history_observed" not in tables

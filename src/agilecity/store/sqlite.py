@@ -47,7 +47,7 @@ from agilecity.store.base import (
 )
 from agilecity.store.sql import SQLiteQueryCompiler
 from agilecity.store.sqlite_schema import (
-    MIGRATE_TO_2,
+    MIGRATIONS,
     SCHEMA,
     SCHEMA_VERSION,
     apply_counts,
@@ -126,8 +126,10 @@ class SQLiteStore(Store):
         row = conn.execute("SELECT version FROM schema_version").fetchone()
         if row is None:
             conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-        elif row[0] < 2:
-            conn.executescript(MIGRATE_TO_2)
+        else:
+            for version in range(row[0] + 1, SCHEMA_VERSION + 1):
+                log.info("migrating %s to schema version %d", self.path, version)
+                conn.executescript(MIGRATIONS[version])
         self._known_tenants.update(r[0] for r in conn.execute("SELECT name FROM tenants"))
         self._writer = threading.Thread(
             target=self._write_loop, args=(conn,), name="sqlite-writer", daemon=True

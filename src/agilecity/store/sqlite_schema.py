@@ -17,7 +17,7 @@ from agilecity.broker.geo import bounding_box, matches_json
 from agilecity.broker.timeutil import canonical_or_none
 from agilecity.store.base import IndexedParts
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tenants (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
@@ -69,9 +69,10 @@ CREATE TABLE IF NOT EXISTS records (
 );
 """
 
+# The scripts that bring a database of the previous version to each version.
 # Version 1 kept one row per entity and attribute (entity_attrs) only to answer /types
 # and /attributes; version 2 keeps counts, which a write group updates once.
-MIGRATE_TO_2 = """
+_MIGRATE_TO_2 = """
 BEGIN IMMEDIATE;
 INSERT INTO attr_counts SELECT tenant, attr, count(DISTINCT pk) FROM entity_attrs
     GROUP BY tenant, attr;
@@ -82,6 +83,15 @@ DROP TABLE entity_attrs;
 UPDATE schema_version SET version = 2;
 COMMIT;
 """
+# Version 3 replaces history_observed by history_series (sqlite_history.SCHEMA, built
+# when the schema is applied on open), which also holds what aggregations read.
+_MIGRATE_TO_3 = """
+BEGIN IMMEDIATE;
+DROP INDEX IF EXISTS history_observed;
+UPDATE schema_version SET version = 3;
+COMMIT;
+"""
+MIGRATIONS = {2: _MIGRATE_TO_2, 3: _MIGRATE_TO_3}
 
 
 def connect(path: str) -> sqlite3.Connection:
