@@ -59,6 +59,17 @@ def _json(doc: Doc | None) -> Jsonb | None:
     return None if doc is None else Jsonb(doc)
 
 
+def query_statements(tenant: str, query: EntityQuery) -> tuple[str, str, list[Any]]:
+    """The count and page statements of an entity query and their shared parameters (the
+    page's take LIMIT and OFFSET after them)."""
+    compiler = PostgresQueryCompiler(tenant)
+    where, params = compiler.compile(query)
+    where, source, order = pg(where), compiler.source, compiler.order
+    counting = f"SELECT count(*) FROM {source} WHERE {where}"
+    page = f"SELECT e.doc FROM {source} WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s"
+    return counting, page, params
+
+
 class PostgresStore(Store):
     """PostgreSQL 15+ with PostGIS 3."""
 
@@ -134,21 +145,16 @@ class PostgresStore(Store):
 
     async def query(self, tenant: str, query: EntityQuery) -> tuple[list[Doc], int | None]:
         """A page of matching documents in insertion order, with the count if asked."""
-        compiler = PostgresQueryCompiler(tenant)
-        where, params = compiler.compile(query)
-        where, source, order = pg(where), compiler.source, compiler.order
+        counting, page, params = query_statements(tenant, query)
         async with self.pool.connection() as conn:
             total = None
             if query.count:
-                cursor = await conn.execute(f"SELECT count(*) FROM {source} WHERE {where}", params)
+                cursor = await conn.execute(counting, params)
                 row = await cursor.fetchone()
                 total = int(row[0]) if row else 0
             docs: list[Doc] = []
             if query.limit > 0:
-                cursor = await conn.execute(
-                    f"SELECT e.doc FROM {source} WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s",
-                    [*params, query.limit, query.offset],
-                )
+                cursor = await conn.execute(page, [*params, query.limit, query.offset])
                 docs = [r[0] for r in await cursor.fetchall()]
         return docs, total
 

@@ -89,10 +89,10 @@ def history_where(tenant: str, query: HistoryQuery) -> tuple[str, list[Any], str
 class QueryCompiler:
     """Compile an EntityQuery into a WHERE clause and parameters (dialect-independent part)."""
 
-    #: an entity has the type (PostgreSQL's planner picks the join from its statistics)
-    TYPE_CONDITION = (
-        "e.pk IN (SELECT t.pk FROM entity_types t WHERE t.tenant = e.tenant AND t.type = ?)"
-    )
+    #: an entity has the type (parameters: tenant, type): a semi-join PostgreSQL's planner
+    #: can lead from either side (``t.tenant = e.tenant`` instead made it a subplan that
+    #: read every entity of the type for each geo candidate: seconds per query)
+    TYPE_CONDITION = "e.pk IN (SELECT t.pk FROM entity_types t WHERE t.tenant = ? AND t.type = ?)"
     #: the FROM of a query led by its one entity type: the type index in insertion order
     TYPE_LED_SOURCE = "entity_types t JOIN entities e ON e.pk = t.pk"
 
@@ -212,7 +212,7 @@ class QueryCompiler:
         if isinstance(node, Or):
             return "(" + " OR ".join(self.node(t) for t in node.terms) + ")"
         if isinstance(node, TypeName):
-            self.params.append(node.name)
+            self.params.extend([self.tenant, node.name])
             return self.TYPE_CONDITION
         if isinstance(node, ScopeMatch):
             return self.scope(node)
@@ -270,8 +270,7 @@ class SQLiteQueryCompiler(QueryCompiler):
     # A probe of the type index per candidate (never a list of every entity of the type),
     # so an id or geo condition can lead the query: SQLite has no statistics to choose by.
     TYPE_CONDITION = (
-        "EXISTS (SELECT 1 FROM entity_types t "
-        "WHERE t.tenant = e.tenant AND t.type = ? AND t.pk = e.pk)"
+        "EXISTS (SELECT 1 FROM entity_types t " "WHERE t.tenant = ? AND t.type = ? AND t.pk = e.pk)"
     )
     # CROSS JOIN: SQLite keeps the tables in this order (no statistics to choose by).
     TYPE_LED_SOURCE = "entity_types t CROSS JOIN entities e ON e.pk = t.pk"
