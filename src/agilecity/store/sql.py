@@ -270,7 +270,7 @@ class SQLiteQueryCompiler(QueryCompiler):
     # A probe of the type index per candidate (never a list of every entity of the type),
     # so an id or geo condition can lead the query: SQLite has no statistics to choose by.
     TYPE_CONDITION = (
-        "EXISTS (SELECT 1 FROM entity_types t " "WHERE t.tenant = ? AND t.type = ? AND t.pk = e.pk)"
+        "EXISTS (SELECT 1 FROM entity_types t WHERE t.tenant = ? AND t.type = ? AND t.pk = e.pk)"
     )
     # CROSS JOIN: SQLite keeps the tables in this order (no statistics to choose by).
     TYPE_LED_SOURCE = "entity_types t CROSS JOIN entities e ON e.pk = t.pk"
