@@ -219,3 +219,24 @@ async def test_a_version_1_database_is_migrated_with_its_counts(tmp_path: Path) 
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         assert "entity_attrs" not in tables
         assert "history_series" in tables and "history_observed" not in tables
+
+
+async def test_the_wal_is_copied_into_the_file_in_the_background(tmp_path: Path) -> None:
+    """No commit checkpoints (wal_autocheckpoint=0): the background checkpointer copies the
+    WAL into the database file while the store runs, and empties it on close."""
+    path = tmp_path / "wal.sqlite"
+    store = SQLiteStore(f"sqlite:///{path}")
+    await store.open()
+    try:
+        empty = path.stat().st_size
+        await store.write("", [(f"urn:{i}", put(doc(f"urn:{i}", "x" * 500))) for i in range(300)])
+        assert Path(f"{path}-wal").stat().st_size > 150_000  # written to the WAL first
+        for _ in range(50):  # the checkpointer runs every 0.5 s after a commit
+            if path.stat().st_size > empty + 150_000:
+                break
+            await asyncio.sleep(0.1)
+        assert path.stat().st_size > empty + 150_000, "the WAL was not copied while running"
+    finally:
+        await store.close()
+    wal = Path(f"{path}-wal")
+    assert not wal.exists() or wal.stat().st_size == 0  # the last connection removes it

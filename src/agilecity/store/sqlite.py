@@ -54,20 +54,11 @@ from agilecity.store.sqlite_schema import (
     connect,
     update_index,
 )
+from agilecity.store.sqlite_wal import Checkpointer
 
 T = TypeVar("T")
 log = logging.getLogger("agilecity.store")
 _MAX_GROUP = 256
-
-_CHECKPOINT_INTERVAL = 0.5  # seconds between background checkpoints while writes go on
-_WAL_LIMIT = 64 * 1024 * 1024  # bytes of WAL after which the writer restarts it
-
-
-def _size(path: str) -> int:
-    try:
-        return Path(path).stat().st_size
-    except OSError:
-        return 0
 
 
 def sqlite_path(url: str) -> str:
@@ -108,10 +99,7 @@ class SQLiteStore(Store):
         self._capturing: set[str] = set()
         # Tenants with subscriptions, read in the writer thread; None = read it again.
         self._subscribed: set[str] | None = None
-        self._checkpointer: threading.Thread | None = None
-        self._committed = threading.Event()
-        self._restart_wal = threading.Event()  # set by the checkpointer, done by the writer
-        self._closing = threading.Event()
+        self._checkpointer: Checkpointer | None = None
         self._all_connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
 
@@ -131,16 +119,13 @@ class SQLiteStore(Store):
                 log.info("migrating %s to schema version %d", self.path, version)
                 conn.executescript(MIGRATIONS[version])
         self._known_tenants.update(r[0] for r in conn.execute("SELECT name FROM tenants"))
+        if self.path != ":memory:":  # before the writer, which tells it of each commit
+            self._checkpointer = Checkpointer(self.path)
+            self._checkpointer.start()
         self._writer = threading.Thread(
             target=self._write_loop, args=(conn,), name="sqlite-writer", daemon=True
         )
         self._writer.start()
-        if self.path != ":memory:":
-            self._closing.clear()
-            self._checkpointer = threading.Thread(
-                target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True
-            )
-            self._checkpointer.start()
 
     async def close(self) -> None:
         """Drain the write queue, stop the writer and close every connection."""
@@ -149,9 +134,7 @@ class SQLiteStore(Store):
             await asyncio.to_thread(self._writer.join)
             self._writer = None
         if self._checkpointer is not None:
-            self._closing.set()
-            self._committed.set()
-            await asyncio.to_thread(self._checkpointer.join)
+            await self._checkpointer.stop()
             self._checkpointer = None
         self._readers.shutdown(wait=True)
         with self._lock:
@@ -628,12 +611,8 @@ class SQLiteStore(Store):
             first = self._jobs.get()
             if first is None:
                 break
-            if self._restart_wal.is_set():
-                self._restart_wal.clear()
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-                except sqlite3.Error:
-                    log.exception("restarting the WAL failed; the next checkpoint retries")
+            if self._checkpointer is not None:
+                self._checkpointer.restart_if_asked(conn)
             group = [first]
             while len(group) < _MAX_GROUP:
                 try:
@@ -675,7 +654,8 @@ class SQLiteStore(Store):
             self._subscribed = None
             for job in group:
                 job.failure = job.failure or exc
-        self._committed.set()
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
         # Wake each caller's event loop once for the whole group, not once per write.
         by_loop: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]] = {}
         for job in group:
@@ -687,34 +667,6 @@ class SQLiteStore(Store):
                     loop.call_soon_threadsafe(_call_all, callbacks)
             except Exception:
                 log.exception("a write's caller could not be woken")
-
-    def _checkpoint_loop(self) -> None:
-        """Copy the WAL into the database file in the background while writes go on.
-
-        A PASSIVE checkpoint never blocks the writer or the readers; the WAL starts again
-        from its beginning once a checkpoint has copied all of it, so the file stays small.
-        Commits are durable in the WAL before this runs (a crash here loses nothing: SQLite
-        replays the WAL on the next open)."""
-        conn = connect(self.path)
-        try:
-            while not self._closing.is_set():
-                self._committed.wait()
-                if self._closing.wait(_CHECKPOINT_INTERVAL):
-                    break
-                self._committed.clear()
-                try:
-                    _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    if frames != copied and _size(self.path + "-wal") > _WAL_LIMIT:
-                        # Under writes that never pause no checkpoint ever sees the whole
-                        # WAL copied, so it would never start again from its beginning: the
-                        # writer restarts it between two groups (only what was written
-                        # since this checkpoint is left to copy).
-                        self._restart_wal.set()
-                except sqlite3.Error:
-                    log.exception("background checkpoint failed; retrying")
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()  # all writers done
-        finally:
-            conn.close()
 
     def _captures(self, conn: sqlite3.Connection, tenant: str) -> bool:
         """True when writes of this tenant must record changes for notifications."""

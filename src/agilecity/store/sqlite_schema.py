@@ -100,7 +100,7 @@ def connect(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=10000")
-    # Checkpoints run in their own thread (SQLiteStore._checkpoint_loop), never inside a
+    # Checkpoints run in their own thread (sqlite_wal.Checkpointer), never inside a
     # commit: an automatic checkpoint would make the committing write wait for fsync.
     conn.execute("PRAGMA wal_autocheckpoint=0")
     conn.create_function("regexp", 2, regex.search, deterministic=True)  # RE2: linear time
